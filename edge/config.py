@@ -1,0 +1,279 @@
+"""The site configuration: one YAML file loaded into one pydantic model tree.
+
+Unknown keys are refused everywhere (``extra="forbid"``), and every error is reported with
+its YAML path and line, e.g. ``cameras[0].zones.edges[1].polyline (line 42): ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.events import HelmetColour, Identifier, Severity
+from zones.config import CameraZones
+
+DEFAULT_MODEL_PATH = "models/sitewatch-det.onnx"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteInfo(_Strict):
+    id: Identifier
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+
+
+class ModelConfig(_Strict):
+    #: Relative paths are resolved against the config file's folder, then the project root.
+    path: str = DEFAULT_MODEL_PATH
+    input_size: int = Field(default=640, ge=32, le=2048, multiple_of=32)
+    confidence: float = Field(default=0.35, gt=0.0, lt=1.0)
+    iou: float = Field(default=0.5, gt=0.0, lt=1.0)
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
+    threads: int = Field(default=0, ge=0, le=64)  # 0 lets onnxruntime choose
+    #: Per-class confidence overrides, e.g. {head: 0.4}.
+    class_confidence: dict[str, Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=dict
+    )
+
+
+class TrackingConfig(_Strict):
+    track_activation_threshold: float = Field(default=0.3, gt=0.0, lt=1.0)
+    lost_track_buffer_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    minimum_matching_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    minimum_consecutive_frames: int = Field(default=2, ge=1, le=30)
+
+
+class AttributesConfig(_Strict):
+    #: Helmet colour -> role; a helmet of any other colour is a plain "worker".
+    role_by_colour: dict[HelmetColour, str] = Field(
+        default_factory=lambda: {HelmetColour.RED: "party_member"}
+    )
+    #: A person's helmet state is the majority over this many seconds of observations.
+    helmet_window_s: float = Field(default=1.5, gt=0.0, le=30.0)
+    #: Share of head/helmet box that must lie inside the person's upper body box.
+    head_person_min_overlap: float = Field(default=0.6, gt=0.0, le=1.0)
+
+
+class RuleConfig(_Strict):
+    enabled: bool = True
+    min_duration_s: float = Field(default=2.0, ge=0.0, le=3600.0)
+    #: After an event ends, the same track must wait this long before it can raise another.
+    cooldown_s: float = Field(default=30.0, ge=0.0, le=86400.0)
+    #: The hazard is over once it has not been seen for this long.
+    end_after_s: float = Field(default=2.0, gt=0.0, le=3600.0)
+    severity: Severity = Severity.MEDIUM
+
+
+class FallEdgeRuleConfig(RuleConfig):
+    severity: Severity = Severity.HIGH
+    #: Severity when the person near the edge wears no helmet.
+    severity_without_helmet: Severity = Severity.CRITICAL
+
+
+class WorkingHours(_Strict):
+    start: time
+    end: time
+    #: ISO weekdays, 1 = Monday.
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7]
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkingHours:
+        if self.end <= self.start:
+            raise ValueError(f"working hours end {self.end} must be after start {self.start}")
+        return self
+
+
+class PostRuleConfig(RuleConfig):
+    min_duration_s: float = 0.0  # the post's own max_unattended_s is the persistence
+    working_hours: list[WorkingHours] = Field(
+        default_factory=lambda: [WorkingHours(start=time(8), end=time(18))]
+    )
+
+
+class PartyMemberHelmetRuleConfig(RuleConfig):
+    min_duration_s: float = 5.0
+
+
+class RulesConfig(_Strict):
+    no_helmet: RuleConfig = Field(default_factory=RuleConfig)
+    fall_edge: FallEdgeRuleConfig = Field(default_factory=FallEdgeRuleConfig)
+    restricted_zone: RuleConfig = Field(
+        default_factory=lambda: RuleConfig(min_duration_s=1.0, severity=Severity.HIGH)
+    )
+    post_unattended: PostRuleConfig = Field(default_factory=PostRuleConfig)
+    party_member_helmet: PartyMemberHelmetRuleConfig = Field(
+        default_factory=PartyMemberHelmetRuleConfig
+    )
+
+
+class CameraConfig(_Strict):
+    id: Identifier
+    name: str = ""
+    #: rtsp://, http(s):// (MJPEG), a video file path, or a local camera index ("0").
+    source: str = Field(min_length=1)
+    #: Detections per second; frames in between are decoded but not run through the model.
+    detect_fps: float = Field(default=5.0, gt=0.0, le=60.0)
+    enabled: bool = True
+    loop: bool = False  # loop a video file (demos)
+    zones: CameraZones = Field(default_factory=CameraZones)
+
+
+class ServerConnection(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    #: The device token; prefer token_file so the secret stays out of the config.
+    device_token: str | None = None
+    token_file: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+
+
+class ClipConfig(_Strict):
+    pre_s: float = Field(default=5.0, ge=0.0, le=60.0)
+    post_s: float = Field(default=5.0, ge=0.0, le=60.0)
+
+
+class OutboxConfig(_Strict):
+    path: str = "spool"
+    max_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+
+class PrivacyConfig(_Strict):
+    #: Blur the faces of people who are not enrolled workers in media leaving the box.
+    blur_unknown_faces: bool = True
+
+
+class SiteConfig(_Strict):
+    site: SiteInfo
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    attributes: AttributesConfig = Field(default_factory=AttributesConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    server: ServerConnection | None = None
+    clips: ClipConfig = Field(default_factory=ClipConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"camera ids must be unique, repeated: {repeated}")
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise KeyError(f"no camera {camera_id!r} in site {self.site.id!r}")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message lists every problem with its line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems) if len(problems) == 1 else
+                         f"{source}: {len(problems)} problems:\n  " + "\n  ".join(problems))
+
+
+def load_config(path: str | Path) -> SiteConfig:
+    """Read and validate a site YAML file; raises ConfigError naming the path and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = "<config>") -> SiteConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"invalid YAML{where}: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a mapping (site:, cameras:, ...)"])
+    lines = _line_index(node)
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, lines) for err in exc.errors()]) from None
+
+
+def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
+    loc = tuple(part for part in error["loc"] if not _is_pydantic_tag(part))
+    line = _nearest_line(loc, lines)
+    where = _format_loc(loc) or "(top level)"
+    at = f" (line {line})" if line else ""
+    msg = re.sub(r"^Value error, ", "", error["msg"])
+    return f"{where}{at}: {msg}"
+
+
+def _is_pydantic_tag(part: str | int) -> bool:
+    # Union members appear in locations as type names ("float", "function-after[...]").
+    return isinstance(part, str) and ("[" in part or part in {"float", "int", "str"})
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def _line_index(root: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
+    """Map every YAML path (keys and list indices) to its 1-based line number."""
+    index: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (key_node.value,)
+                index[path + key] = key_node.start_mark.line + 1
+                walk(value_node, path + key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def resolve_path(value: str, *, config_path: Path | None) -> Path:
+    """A relative path in the config is looked up next to the config, then in the cwd."""
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    if config_path is not None:
+        beside = config_path.parent / candidate
+        if beside.exists():
+            return beside
+    return Path.cwd() / candidate

@@ -1,0 +1,43 @@
+"""The ``sitewatch`` command line. Heavy imports stay inside the commands so that
+``sitewatch --help`` and ``sitewatch config check`` answer at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="sitewatch: construction-site safety monitor.", no_args_is_help=True)
+config_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@config_app.command("check")
+def config_check(
+    files: Annotated[list[Path], typer.Argument(help="Site YAML files to check.")],
+) -> None:
+    """Validate site config files without running anything; exit 1 if any is broken."""
+    from edge.config import ConfigError, load_config
+
+    failed = False
+    for path in files:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            failed = True
+            err_console.print(f"[red]✗[/red] {exc}")
+            continue
+        console.print(
+            f"[green]✓[/green] {path}: site {config.site.id!r}, "
+            f"{len(config.cameras)} camera(s)"
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    app()
