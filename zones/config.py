@@ -7,9 +7,12 @@ that crosses itself or a polyline of one point is refused with a message naming 
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from shapely.geometry import LineString, Polygon
 from shapely.validation import explain_validity
 
@@ -81,27 +84,93 @@ class GroundCalibration(_Strict):
 
     @model_validator(mode="after")
     def _not_degenerate(self) -> GroundCalibration:
-        for label, pts in (("image_points", self.image_points), ("ground_points_m", self.ground_points_m)):
-            if Polygon(pts).area <= 1e-9:
-                raise ValueError(f"calibration {label} are collinear or repeated: {pts}")
+        for label, pts in (
+            ("image_points", self.image_points),
+            ("ground_points_m", self.ground_points_m),
+        ):
+            triple = _collinear_triple(pts)
+            if triple is not None:
+                raise ValueError(
+                    f"calibration {label}: points {triple} are collinear or repeated; "
+                    "use four points, no three on one line"
+                )
+        w = _projective_w(self)
+        if not (np.all(w > 0) or np.all(w < 0)):
+            raise ValueError(
+                "calibration image_points and ground_points_m do not correspond (the mapping "
+                "folds the plane: check that both lists name the corners in the same order)"
+            )
         return self
 
 
+def _collinear_triple(points: list[tuple[float, float]]) -> tuple[int, int, int] | None:
+    """Indices of three (nearly) collinear points, relative to the set's size, or None."""
+    pts = np.asarray(points, dtype=np.float64)
+    extent = float(np.ptp(pts, axis=0).max())
+    if extent == 0.0:
+        return (0, 1, 2)
+    for triple in itertools.combinations(range(len(pts)), 3):
+        a, b, c = pts[list(triple)]
+        area2 = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+        if area2 <= 1e-6 * extent * extent:
+            return triple
+    return None
+
+
+def _projective_w(
+    calibration: GroundCalibration, points: list[NormPoint] | None = None
+) -> npt.NDArray[np.float64]:
+    """The homography's w at image points (default: the calibration's own four points).
+
+    w has one sign on the ground side of the horizon; a point with the other sign has
+    no place on the ground."""
+    import cv2  # only when a calibration is present
+
+    src = np.asarray(calibration.image_points, dtype=np.float32)
+    dst = np.asarray(calibration.ground_points_m, dtype=np.float32)
+    h = cv2.getPerspectiveTransform(src, dst)
+    pts = src.astype(np.float64) if points is None else np.asarray(points, dtype=np.float64)
+    return np.asarray(np.column_stack([pts, np.ones(len(pts))]) @ h[2])
+
+
 class CameraZones(_Strict):
+    # calibration is declared first so that the edges' validator can see it.
+    calibration: GroundCalibration | None = None
     restricted: list[RestrictedZone] = Field(default_factory=list)
     edges: list[FallEdge] = Field(default_factory=list)
     posts: list[Post] = Field(default_factory=list)
-    calibration: GroundCalibration | None = None
 
-    @model_validator(mode="after")
-    def _metres_need_calibration(self) -> CameraZones:
-        for edge in self.edges:
-            if edge.danger_distance_m is not None and self.calibration is None:
+    @field_validator("edges")
+    @classmethod
+    def _metres_need_calibration(
+        cls, edges: list[FallEdge], info: ValidationInfo
+    ) -> list[FallEdge]:
+        if "calibration" not in info.data:
+            return edges  # the calibration itself is invalid and already reported
+        calibration: GroundCalibration | None = info.data["calibration"]
+        for i, edge in enumerate(edges):
+            if edge.danger_distance_m is None:
+                continue
+            if calibration is None:
                 raise ValueError(
-                    f"edge {edge.name!r} uses danger_distance_m but the camera has no "
+                    f"edges[{i}] {edge.name!r} uses danger_distance_m but the camera has no "
                     "calibration; add zones.calibration or use danger_distance"
                 )
-        names = [z.name for z in (*self.restricted, *self.edges, *self.posts)]
+            w = _projective_w(calibration, edge.polyline)
+            if np.any(w * np.sign(_projective_w(calibration)[0]) <= 1e-12):
+                raise ValueError(
+                    f"edges[{i}] {edge.name!r}: a polyline point lies beyond the horizon of "
+                    "the ground calibration, so its distance in metres is undefined"
+                )
+        return edges
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CameraZones:
+        names = [
+            *(z.name for z in self.restricted),
+            *(e.name for e in self.edges),
+            *(p.name for p in self.posts),
+        ]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"zone names must be unique per camera, repeated: {duplicates}")
