@@ -10,6 +10,7 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,6 +29,17 @@ class SiteInfo(_Strict):
     id: Identifier
     name: str = ""
     timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {name!r} (use an IANA name such as 'Asia/Shanghai')"
+            ) from None
+        return name
 
 
 class ModelConfig(_Strict):
@@ -185,8 +197,11 @@ class ConfigError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems) if len(problems) == 1 else
-                         f"{source}: {len(problems)} problems:\n  " + "\n  ".join(problems))
+        super().__init__(
+            f"{source}: " + "; ".join(problems)
+            if len(problems) == 1
+            else f"{source}: {len(problems)} problems:\n  " + "\n  ".join(problems)
+        )
 
 
 def load_config(path: str | Path) -> SiteConfig:
@@ -240,7 +255,9 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+def _nearest_line(
+    loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+) -> int | None:
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in lines:
             return lines[loc[:cut]]
