@@ -36,6 +36,7 @@ from edge.events import Event, EventPhase, HelmetColour, HelmetState, RuleKind, 
 
 if TYPE_CHECKING:
     from edge.rules.frame import PersonFrame
+    from zones.geometry import CameraGeometry
 
 HazardKey = tuple[int | None, str | None]
 
@@ -209,9 +210,17 @@ class Rule(ABC):
 
     kind: RuleKind
 
-    def __init__(self, config: RuleConfig, context: EventContext) -> None:
+    def __init__(
+        self,
+        config: RuleConfig,
+        context: EventContext,
+        *,
+        min_duration_for: Callable[[HazardKey], float] | None = None,
+    ) -> None:
         self.config = config
-        self.lifecycle = HazardLifecycle(rule=self.kind, config=config, context=context)
+        self.lifecycle = HazardLifecycle(
+            rule=self.kind, config=config, context=context, min_duration_for=min_duration_for
+        )
 
     @abstractmethod
     def sightings(self, frame: PersonFrame, now: datetime) -> dict[HazardKey, Sighting]:
@@ -222,3 +231,18 @@ class Rule(ABC):
 
     def finish(self, now: datetime) -> list[Event]:
         return self.lifecycle.finish(now)
+
+
+class ZoneRule(Rule):
+    """A rule about the camera's zones (restricted polygons, edges, posts)."""
+
+    def __init__(
+        self,
+        config: RuleConfig,
+        context: EventContext,
+        geometry: CameraGeometry,
+        *,
+        min_duration_for: Callable[[HazardKey], float] | None = None,
+    ) -> None:
+        super().__init__(config, context, min_duration_for=min_duration_for)
+        self.geometry = geometry

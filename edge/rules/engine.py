@@ -51,30 +51,39 @@ class RuleEngine:
     def evaluate(
         self, persons: Detections, now: datetime, frame_wh: tuple[int, int]
     ) -> list[Event]:
-        """Events raised by this frame; ``persons`` are tracked people in pixels."""
-        self._check_time(now)
+        """Events raised by this frame; ``persons`` are tracked people in pixels.
+
+        If time goes backwards (a looped file, a clock step), every open event is ended
+        first and the rules start afresh, so no event is left hanging on a future time.
+        """
+        events = self._check_time(now)
         frame = PersonFrame.from_detections(persons, frame_wh)
-        events: list[Event] = []
         for rule in self.rules:
             events.extend(rule.evaluate(frame, now))
         return events
 
     def finish(self, now: datetime) -> list[Event]:
         """End every open event (end of a video, shutdown); the engine can go on after."""
-        self._check_time(now)
-        events: list[Event] = []
+        events = self._check_time(now)
         for rule in self.rules:
             events.extend(rule.finish(now))
         return events
 
-    def _check_time(self, now: datetime) -> None:
+    def _check_time(self, now: datetime) -> list[Event]:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError(f"RuleEngine needs timezone-aware times, got {now!r}")
+        events: list[Event] = []
         if self._last_now is not None and now < self._last_now:
             logger.warning(
-                "camera %s: time went back from %s to %s", self.camera.id, self._last_now, now
+                "camera %s: time went back from %s to %s; ending open events",
+                self.camera.id,
+                self._last_now,
+                now,
             )
+            for rule in self.rules:
+                events.extend(rule.finish(now))
         self._last_now = now
+        return events
 
 
 def _as_callable(ids: PartyMemberIds) -> Callable[[], set[str]]:

@@ -11,29 +11,22 @@ from datetime import datetime
 
 from edge.config import FallEdgeRuleConfig
 from edge.events import HelmetState, RuleKind
-from edge.rules.base import EventContext, HazardKey, Rule, Sighting
+from edge.rules.base import HazardKey, Sighting, ZoneRule
 from edge.rules.frame import PersonFrame
-from zones.geometry import CameraGeometry
 
 
-class FallEdgeRule(Rule):
+class FallEdgeRule(ZoneRule):
     kind = RuleKind.FALL_EDGE
     config: FallEdgeRuleConfig
 
-    def __init__(
-        self, config: FallEdgeRuleConfig, context: EventContext, geometry: CameraGeometry
-    ) -> None:
-        super().__init__(config, context)
-        self._geometry = geometry
-
     def sightings(self, frame: PersonFrame, now: datetime) -> dict[HazardKey, Sighting]:
         tracked = frame.tracked()
-        if not tracked or not self._geometry.edges:
+        if not tracked or not self.geometry.edges:
             return {}
         out: dict[HazardKey, Sighting] = {}
-        distances = self._geometry.edge_distances(frame.feet_norm[tracked])
+        distances = self.geometry.edge_distances(frame.feet_norm[tracked])
         for name, distance in distances.items():
-            edge = self._geometry.edges[name]
+            edge = self.geometry.edges[name]
             for i, d in zip(tracked, distance, strict=True):
                 if d > edge.danger_distance:
                     continue

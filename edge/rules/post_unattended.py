@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from edge.config import PostRuleConfig, WorkingHours
 from edge.events import RuleKind
-from edge.rules.base import EventContext, HazardKey, HazardLifecycle, Rule, Sighting
+from edge.rules.base import EventContext, HazardKey, Sighting, ZoneRule
 from edge.rules.frame import PersonFrame
 from zones.geometry import CameraGeometry
 
@@ -30,7 +30,7 @@ def is_working_time(now: datetime, hours: list[WorkingHours], timezone: ZoneInfo
     return any(w.start <= clock < w.end and weekday in w.weekdays for w in hours)
 
 
-class PostUnattendedRule(Rule):
+class PostUnattendedRule(ZoneRule):
     kind = RuleKind.POST_UNATTENDED
     config: PostRuleConfig
 
@@ -41,16 +41,9 @@ class PostUnattendedRule(Rule):
         geometry: CameraGeometry,
         timezone: ZoneInfo,
     ) -> None:
-        super().__init__(config, context)
-        self._geometry = geometry
+        super().__init__(config, context, geometry, min_duration_for=self._min_duration_s)
         self._timezone = timezone
         self._posts = {p.name: p for p in geometry.zones.posts}
-        self.lifecycle = HazardLifecycle(
-            rule=self.kind,
-            config=config,
-            context=context,
-            min_duration_for=self._min_duration_s,
-        )
 
     def _min_duration_s(self, key: HazardKey) -> float:
         post = self._posts[str(key[1])]
@@ -59,7 +52,7 @@ class PostUnattendedRule(Rule):
     def sightings(self, frame: PersonFrame, now: datetime) -> dict[HazardKey, Sighting]:
         if not self._posts or not is_working_time(now, self.config.working_hours, self._timezone):
             return {}
-        inside = self._geometry.inside_posts(frame.feet_norm)
+        inside = self.geometry.inside_posts(frame.feet_norm)
         out: dict[HazardKey, Sighting] = {}
         for name, post in self._posts.items():
             roles = set(post.staffed_by_roles)

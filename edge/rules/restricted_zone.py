@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.config import RuleConfig
 from edge.events import RuleKind
-from edge.rules.base import EventContext, HazardKey, Rule, Sighting
+from edge.rules.base import HazardKey, Sighting, ZoneRule
 from edge.rules.frame import PersonFrame
-from zones.geometry import CameraGeometry
 
 
-class RestrictedZoneRule(Rule):
+class RestrictedZoneRule(ZoneRule):
     kind = RuleKind.RESTRICTED_ZONE
-
-    def __init__(self, config: RuleConfig, context: EventContext, geometry: CameraGeometry):
-        super().__init__(config, context)
-        self._geometry = geometry
 
     def sightings(self, frame: PersonFrame, now: datetime) -> dict[HazardKey, Sighting]:
         tracked = frame.tracked()
-        if not tracked or not self._geometry.restricted:
+        if not tracked or not self.geometry.restricted:
             return {}
         out: dict[HazardKey, Sighting] = {}
-        for zone, inside in self._geometry.inside_restricted(frame.feet_norm[tracked]).items():
+        for zone, inside in self.geometry.inside_restricted(frame.feet_norm[tracked]).items():
             for i, is_inside in zip(tracked, inside, strict=True):
                 if is_inside:
                     key = (int(frame.track_ids[i]), zone)

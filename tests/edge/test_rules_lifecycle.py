@@ -126,3 +126,14 @@ def test_naive_time_is_refused(stepper: Stepper) -> None:
 
     with pytest.raises(ValueError, match="timezone-aware"):
         stepper.engine.evaluate(detections(BARE_7), datetime(2026, 1, 1, 10), FRAME_WH)
+
+
+def test_time_going_back_ends_open_events_and_starts_afresh(stepper: Stepper) -> None:
+    [start] = stepper.run(10.0, 11.0, 0.5, BARE_7)
+    [end] = stepper.step(0.0, BARE_7)  # a looped file starts again at 0
+    assert (end.phase, end.event_id) == (EventPhase.END, start.event_id)
+    assert (end.ended_at, end.updated_at) == (stepper.at(11.0), stepper.at(0.0))
+    assert stepper.step(0.5, BARE_7) == []
+    [restart] = stepper.step(1.0, BARE_7)
+    assert restart.phase is EventPhase.START
+    assert restart.started_at == stepper.at(0.0)
