@@ -39,5 +39,10 @@ def config_check(
     raise typer.Exit(1 if failed else 0)
 
 
+from sitewatch.commands.edge import edge_app as _edge_app  # noqa: E402
+
+app.add_typer(_edge_app, name="edge")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""sitewatch subcommands, one module each (registered in sitewatch/cli.py)."""

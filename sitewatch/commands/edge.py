@@ -1,0 +1,61 @@
+"""``sitewatch edge run``: the live edge box (every camera of one site)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+edge_app = typer.Typer(help="The live edge box on site.", no_args_is_help=True)
+err_console = Console(stderr=True)
+
+
+@edge_app.command("run")
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Site YAML file.")],
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus /metrics on this port (0 = any free port)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for /metrics.")] = "127.0.0.1",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Watch every camera of the site and push events to the server until SIGTERM/SIGINT.
+
+    Environment (SITEWATCH_EDGE_*): OPEN_TIMEOUT_S, READ_TIMEOUT_S, RECONNECT_MIN_S,
+    RECONNECT_MAX_S, RETRY_MIN_S, RETRY_MAX_S, HEARTBEAT_S, SHUTDOWN_FLUSH_S, CLIP_FPS,
+    CLIP_MAX_WIDTH, RING_MAX_BYTES, ENCODER_THREADS, METRICS_PORT, METRICS_HOST.
+    """
+    from edge.config import ConfigError, load_config
+    from edge.live import EdgeRunner, EdgeTuning
+    from edge.uploader import TokenError
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        site = load_config(config)
+        tuning = EdgeTuning()
+        if metrics_port is not None:
+            tuning = tuning.model_copy(
+                update={"metrics_port": metrics_port, "metrics_host": metrics_host}
+            )
+        runner = EdgeRunner(site, config_path=config.resolve(), tuning=tuning)
+    except (ConfigError, TokenError) as exc:
+        err_console.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not runner.workers:
+        err_console.print(f"[red]✗[/red] {config}: no enabled cameras")
+        raise typer.Exit(2)
+
+    def _stop(signum: int, _frame: object) -> None:
+        logging.getLogger(__name__).info("signal %d: shutting down", signum)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.run()
