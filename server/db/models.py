@@ -1,0 +1,256 @@
+"""The server's tables (SQLAlchemy 2 declarative models).
+
+Enumerations are stored as their string values (VARCHAR, no native enum types) so the
+same migrations run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from server.db.types import UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _enum(enum_cls: type[Enum]) -> SAEnum:
+    return SAEnum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+class EventStatus(StrEnum):
+    OPEN = "open"
+    ENDED = "ended"
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+
+
+class DismissReason(StrEnum):
+    WRONG_CLASS = "wrong_class"
+    NOT_A_PERSON = "not_a_person"
+    HELMET_PRESENT = "helmet_present"
+    OUTSIDE_ZONE = "outside_zone"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
+class MediaKind(StrEnum):
+    SNAPSHOT = "snapshot"
+    SNAPSHOT_CLEAN = "snapshot_clean"
+    CLIP = "clip"
+    FACE = "face"
+    EVIDENCE = "evidence"  # rectification photo uploaded by a user, not by a device
+
+
+#: Kinds a device may upload through the ingest API.
+DEVICE_MEDIA_KINDS = (MediaKind.SNAPSHOT, MediaKind.SNAPSHOT_CLEAN, MediaKind.CLIP, MediaKind.FACE)
+
+
+class HazardStatus(StrEnum):
+    ASSIGNED = "assigned"
+    RECTIFIED = "rectified"  # evidence submitted, waiting for a reviewer
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # evidence refused; the hazard is open again
+
+
+user_sites = Table(
+    "user_sites",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sites: Mapped[list[Site]] = relationship(secondary=user_sites, lazy="selectin")
+
+    @property
+    def site_ids(self) -> set[str]:
+        return {site.id for site in self.sites}
+
+
+class UserSession(Base):
+    """A logged-in browser: the cookie carries the token, the table keeps its hash."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_heartbeat: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class EventRecord(Base):
+    """One safety event (edge/events.py ``Event``) plus its review state."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_site_started", "site_id", "started_at"),
+        Index("ix_events_review_started", "review_status", "started_at"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    rule: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(16))
+    status: Mapped[EventStatus] = mapped_column(_enum(EventStatus), default=EventStatus.OPEN)
+    track_id: Mapped[int | None]
+    zone: Mapped[str | None] = mapped_column(String(128))
+    helmet_state: Mapped[str | None] = mapped_column(String(16))
+    helmet_colour: Mapped[str | None] = mapped_column(String(16))
+    role: Mapped[str | None] = mapped_column(String(64))
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bbox_xyxy: Mapped[list[float] | None] = mapped_column(JSON)
+    frame_wh: Mapped[list[int] | None] = mapped_column(JSON)
+    distance: Mapped[float | None]
+    distance_unit: Mapped[str | None] = mapped_column(String(8))
+    message: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        _enum(ReviewStatus), default=ReviewStatus.PENDING
+    )
+    dismiss_reason: Mapped[DismissReason | None] = mapped_column(_enum(DismissReason))
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    media: Mapped[list[Media]] = relationship(
+        back_populates="event", lazy="selectin", cascade="all, delete-orphan"
+    )
+    hazard: Mapped[Hazard | None] = relationship(back_populates="event", lazy="selectin")
+    reviewed_by: Mapped[User | None] = relationship(lazy="selectin")
+
+    def media_of(self, kind: MediaKind) -> Media | None:
+        return next((m for m in self.media if m.kind == kind and m.deleted_at is None), None)
+
+
+class Media(Base):
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("event_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.event_id", ondelete="CASCADE"))
+    kind: Mapped[MediaKind] = mapped_column(_enum(MediaKind))
+    #: Key in the media store (``site/event/kind-sha.ext``), never a client-given name.
+    stored_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when retention removed the file; the row stays as a record.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event: Mapped[EventRecord] = relationship(back_populates="media")
+
+
+class Hazard(Base):
+    """The rectification of a confirmed event: who fixes it by when, and the proof."""
+
+    __tablename__ = "hazards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.event_id", ondelete="CASCADE"), unique=True
+    )
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    responsible: Mapped[str] = mapped_column(String(200))
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[HazardStatus] = mapped_column(_enum(HazardStatus), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    evidence_note: Mapped[str | None] = mapped_column(Text)
+    evidence_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evidence_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[EventRecord] = relationship(back_populates="hazard")
+
+    def is_overdue(self, now: datetime) -> bool:
+        done = self.status in (HazardStatus.ACCEPTED, HazardStatus.RECTIFIED)
+        return not done and self.deadline < now
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL")
+    )
+    #: "user:alice", "device:site-a/box-1" or "system": readable after the actor is gone.
+    actor: Mapped[str] = mapped_column(String(140))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,233 @@
+"""Events: upsert from devices, list and filter for users, verdicts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from edge.events import Event, EventPhase, RuleKind, Severity
+from server.db.models import (
+    Device,
+    DismissReason,
+    EventRecord,
+    EventStatus,
+    ReviewStatus,
+    User,
+)
+from server.db.types import as_utc, utcnow
+from server.services import audit
+from server.services.access import require_reviewer, require_site, site_filter
+from server.services.errors import Conflict, Forbidden, Invalid, NotFound
+
+T = TypeVar("T")
+_PHASE_RANK = {EventPhase.START.value: 0, EventPhase.UPDATE.value: 1, EventPhase.END.value: 2}
+MAX_PAGE_SIZE = 200
+
+
+class EventFilter(BaseModel):
+    """Filters of the event list (query parameters in the API and the UI)."""
+
+    site_id: str | None = Field(default=None, max_length=64)
+    camera_id: str | None = Field(default=None, max_length=64)
+    rule: RuleKind | None = None
+    severity: Severity | None = None
+    status: EventStatus | None = None
+    review_status: ReviewStatus | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    event: EventRecord
+    created: bool
+    #: False when the message was older than what is stored (nothing changed).
+    applied: bool
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return None if ts is None else as_utc(ts)
+
+
+def _message_key(
+    phase: str, started: datetime, updated: datetime | None, ended: datetime | None
+) -> tuple[int, datetime]:
+    return (_PHASE_RANK[phase], as_utc(ended or updated or started))
+
+
+def _apply(row: EventRecord, event: Event) -> None:
+    row.camera_id = event.camera_id
+    row.rule = event.rule.value
+    row.severity = event.severity.value
+    row.phase = event.phase.value
+    row.status = EventStatus.ENDED if event.phase == EventPhase.END else EventStatus.OPEN
+    row.track_id = event.track_id
+    row.zone = event.zone
+    row.helmet_state = event.helmet_state.value if event.helmet_state else None
+    row.helmet_colour = event.helmet_colour.value if event.helmet_colour else None
+    row.role = event.role
+    row.worker_id = event.worker_id
+    row.confidence = event.confidence
+    row.started_at = as_utc(event.started_at)
+    row.updated_at = _aware(event.updated_at)
+    row.ended_at = _aware(event.ended_at)
+    row.bbox_xyxy = list(event.bbox_xyxy) if event.bbox_xyxy else None
+    row.frame_wh = list(event.frame_wh) if event.frame_wh else None
+    row.distance = event.distance
+    row.distance_unit = event.distance_unit
+    row.message = event.message
+
+
+def _is_stale(row: EventRecord, event: Event) -> bool:
+    stored = _message_key(row.phase, row.started_at, row.updated_at, row.ended_at)
+    incoming = _message_key(event.phase.value, event.started_at, event.updated_at, event.ended_at)
+    return incoming < stored
+
+
+def upsert_event(db: Session, *, event: Event, device: Device) -> UpsertResult:
+    """Create or update an event by its id; re-sending a message changes nothing.
+
+    A message older than the stored state (an ``update`` after the ``end``, or an earlier
+    timestamp) is accepted but not applied, so retries out of order are harmless.
+    """
+    if event.site_id != device.site_id:
+        raise Forbidden(
+            f"device {device.name!r} belongs to site {device.site_id!r}, "
+            f"not to site {event.site_id!r}"
+        )
+    row = db.get(EventRecord, event.event_id)
+    if row is None:
+        now = utcnow()
+        row = EventRecord(
+            event_id=event.event_id,
+            site_id=event.site_id,
+            device_id=device.id,
+            received_at=now,
+            last_received_at=now,
+            review_status=ReviewStatus.PENDING,
+        )
+        _apply(row, event)
+        db.add(row)
+        try:
+            db.commit()
+            return UpsertResult(event=row, created=True, applied=True)
+        except IntegrityError:  # the same event created concurrently: update it instead
+            db.rollback()
+            row = db.get(EventRecord, event.event_id)
+            if row is None:
+                raise
+    return _update_existing(db, row=row, event=event)
+
+
+def _update_existing(db: Session, *, row: EventRecord, event: Event) -> UpsertResult:
+    if row.site_id != event.site_id:
+        raise Forbidden(f"event {event.event_id} belongs to another site")
+    if _is_stale(row, event):
+        return UpsertResult(event=row, created=False, applied=False)
+    _apply(row, event)
+    row.last_received_at = utcnow()
+    db.commit()
+    return UpsertResult(event=row, created=False, applied=True)
+
+
+def filtered_query(user: User, filters: EventFilter) -> Select[EventRecord]:
+    """SELECT of the events ``user`` may see matching ``filters``, newest first."""
+    query = select(EventRecord).where(site_filter(user, EventRecord.site_id))
+    conditions = {
+        EventRecord.site_id: filters.site_id,
+        EventRecord.camera_id: filters.camera_id,
+        EventRecord.rule: filters.rule.value if filters.rule else None,
+        EventRecord.severity: filters.severity.value if filters.severity else None,
+        EventRecord.status: filters.status,
+        EventRecord.review_status: filters.review_status,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            query = query.where(column == value)
+    if filters.date_from is not None:
+        query = query.where(EventRecord.started_at >= _aware(filters.date_from))
+    if filters.date_to is not None:
+        query = query.where(EventRecord.started_at < _aware(filters.date_to))
+    return query.order_by(EventRecord.started_at.desc(), EventRecord.event_id.desc())
+
+
+def list_events(
+    db: Session, *, user: User, filters: EventFilter, page: int = 1, page_size: int = 50
+) -> Page[EventRecord]:
+    """One page of events (``page`` counts from 1)."""
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise Invalid(f"page must be >= 1 and page_size within 1..{MAX_PAGE_SIZE}")
+    query = filtered_query(user, filters)
+    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = list(db.scalars(query.limit(page_size).offset((page - 1) * page_size)))
+    return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+def get_event(db: Session, *, user: User, event_id: uuid.UUID) -> EventRecord:
+    """The event if ``user`` may see it; NotFound otherwise (also for other sites)."""
+    row = db.get(EventRecord, event_id)
+    if row is None:
+        raise NotFound(f"event {event_id} not found")
+    require_site(user, row.site_id, f"event {event_id}")
+    return row
+
+
+def set_verdict(
+    db: Session,
+    *,
+    user: User,
+    event_id: uuid.UUID,
+    verdict: ReviewStatus,
+    reason: DismissReason | None = None,
+    note: str | None = None,
+) -> EventRecord:
+    """Confirm an event as a hazard or dismiss it as a false alarm (with a reason)."""
+    row = get_event(db, user=user, event_id=event_id)
+    require_reviewer(user)
+    if verdict == ReviewStatus.DISMISSED and reason is None:
+        raise Invalid("a dismissed event needs a reason")
+    if verdict != ReviewStatus.DISMISSED and reason is not None:
+        raise Invalid("only a dismissed event takes a reason")
+    if row.hazard is not None and verdict != ReviewStatus.CONFIRMED:
+        raise Conflict(f"event {event_id} has a rectification under way; it stays confirmed")
+    previous = row.review_status
+    row.review_status = verdict
+    row.dismiss_reason = reason
+    row.review_note = note
+    row.reviewed_by = user
+    row.reviewed_at = utcnow()
+    audit.record(
+        db,
+        actor=user,
+        action="event.verdict",
+        object_type="event",
+        object_id=str(event_id),
+        site_id=row.site_id,
+        details={
+            "from": previous.value,
+            "to": verdict.value,
+            "reason": reason.value if reason else None,
+            "note": note,
+        },
+    )
+    db.commit()
+    return row

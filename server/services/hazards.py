@@ -1,0 +1,158 @@
+"""The hazard loop: assign a confirmed event, submit evidence, accept or reject it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db.models import (
+    EventRecord,
+    Hazard,
+    HazardStatus,
+    MediaKind,
+    ReviewStatus,
+    User,
+)
+from server.db.types import as_utc, utcnow
+from server.media import MediaStore, ReceivedFile
+from server.services import audit
+from server.services.access import require_reviewer, site_filter
+from server.services.errors import Conflict, Invalid, NotFound
+from server.services.events import get_event
+from server.services.media import store_media
+
+#: States in which the site still has to act.
+OPEN_STATES = (HazardStatus.ASSIGNED, HazardStatus.REJECTED)
+
+
+def _record(db: Session, user: User, hazard: Hazard, action: str, **details: object) -> None:
+    audit.record(
+        db,
+        actor=user,
+        action=f"hazard.{action}",
+        object_type="hazard",
+        object_id=str(hazard.event_id),
+        site_id=hazard.site_id,
+        details={"status": hazard.status.value, **details},
+    )
+
+
+def get_hazard(db: Session, *, user: User, event_id: uuid.UUID) -> Hazard:
+    event = get_event(db, user=user, event_id=event_id)
+    if event.hazard is None:
+        raise NotFound(f"event {event_id} has no rectification")
+    return event.hazard
+
+
+def assign_hazard(
+    db: Session,
+    *,
+    user: User,
+    event_id: uuid.UUID,
+    responsible: str,
+    deadline: datetime,
+    note: str | None = None,
+) -> Hazard:
+    """Give a confirmed event a responsible person and a deadline (again while open)."""
+    event = get_event(db, user=user, event_id=event_id)
+    require_reviewer(user)
+    if event.review_status != ReviewStatus.CONFIRMED:
+        raise Conflict(f"event {event_id} must be confirmed before it is assigned")
+    if not responsible.strip():
+        raise Invalid("responsible person must not be empty")
+    hazard = event.hazard
+    if hazard is not None and hazard.status not in OPEN_STATES:
+        raise Conflict(f"rectification of event {event_id} is {hazard.status.value}")
+    if hazard is None:
+        hazard = Hazard(event=event, site_id=event.site_id, created_by_id=user.id)
+        db.add(hazard)
+    hazard.responsible = responsible.strip()
+    hazard.deadline = as_utc(deadline)
+    hazard.note = note
+    hazard.status = HazardStatus.ASSIGNED
+    hazard.updated_at = utcnow()
+    db.flush()
+    _record(
+        db,
+        user,
+        hazard,
+        "assign",
+        responsible=hazard.responsible,
+        deadline=deadline.isoformat(),
+        note=note,
+    )
+    db.commit()
+    return hazard
+
+
+def submit_evidence(
+    db: Session,
+    *,
+    user: User,
+    store: MediaStore,
+    event_id: uuid.UUID,
+    photo: ReceivedFile,
+    note: str | None = None,
+) -> Hazard:
+    """The site shows the hazard is fixed: a photo and a note; waits for a reviewer."""
+    hazard = get_hazard(db, user=user, event_id=event_id)
+    require_reviewer(user)
+    if hazard.status not in OPEN_STATES:
+        photo.path.unlink(missing_ok=True)
+        raise Conflict(f"rectification of event {event_id} is {hazard.status.value}")
+    store_media(db, store=store, event=hazard.event, kind=MediaKind.EVIDENCE, received=photo)
+    hazard.status = HazardStatus.RECTIFIED
+    hazard.evidence_note = note
+    hazard.evidence_at = utcnow()
+    hazard.evidence_by_id = user.id
+    hazard.updated_at = hazard.evidence_at
+    _record(db, user, hazard, "evidence", note=note, sha256=photo.sha256)
+    db.commit()
+    return hazard
+
+
+def decide(
+    db: Session, *, user: User, event_id: uuid.UUID, accept: bool, note: str | None = None
+) -> Hazard:
+    """Accept the evidence (done) or reject it (the site has to act again)."""
+    hazard = get_hazard(db, user=user, event_id=event_id)
+    require_reviewer(user)
+    if hazard.status != HazardStatus.RECTIFIED:
+        raise Conflict(
+            f"rectification of event {event_id} is {hazard.status.value}; "
+            "only submitted evidence can be accepted or rejected"
+        )
+    if not accept and not (note and note.strip()):
+        raise Invalid("rejecting evidence needs a note saying why")
+    hazard.status = HazardStatus.ACCEPTED if accept else HazardStatus.REJECTED
+    hazard.decision_note = note
+    hazard.decided_by_id = user.id
+    hazard.decided_at = utcnow()
+    hazard.updated_at = hazard.decided_at
+    _record(db, user, hazard, "accept" if accept else "reject", note=note)
+    db.commit()
+    return hazard
+
+
+def list_hazards(
+    db: Session,
+    *,
+    user: User,
+    site_id: str | None = None,
+    status: HazardStatus | None = None,
+    overdue_only: bool = False,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> list[Hazard]:
+    """Hazards ``user`` may see, earliest deadline first."""
+    query = select(Hazard).join(EventRecord).where(site_filter(user, Hazard.site_id))
+    if site_id is not None:
+        query = query.where(Hazard.site_id == site_id)
+    if status is not None:
+        query = query.where(Hazard.status == status)
+    if overdue_only:
+        query = query.where(Hazard.status.in_(OPEN_STATES), Hazard.deadline < (now or utcnow()))
+    return list(db.scalars(query.order_by(Hazard.deadline, Hazard.id).limit(limit)))

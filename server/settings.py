@@ -1,0 +1,130 @@
+"""Server settings: environment variables (prefix ``SITEWATCH_``) over an optional YAML
+file over defaults.
+
+``SITEWATCH_DATABASE_URL`` picks the database (SQLite in the data folder by default);
+``SITEWATCH_CONFIG`` (or ``load_settings(path)``) names a YAML file with the same keys.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be read, or values that do not validate."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="forbid")
+
+    data_dir: Path = Path("sitewatch-data")
+    #: SQLAlchemy URL; default ``sqlite:///<data_dir>/sitewatch.db``.
+    database_url: str | None = None
+    #: Folder of the local media store; default ``<data_dir>/media``.
+    media_dir: Path | None = None
+    #: Signs session cookies; default a random key kept in ``<data_dir>/session.key``.
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=12 * 3600, gt=0)
+    #: Send the session cookie only over HTTPS (turn on behind TLS).
+    cookie_secure: bool = False
+    max_snapshot_bytes: int = Field(default=5 * MIB, gt=0)
+    max_face_bytes: int = Field(default=1 * MIB, gt=0)
+    max_clip_bytes: int = Field(default=100 * MIB, gt=0)
+    max_evidence_bytes: int = Field(default=10 * MIB, gt=0)
+    #: Media of dismissed events older than this is deleted (records are kept).
+    retention_days: int = Field(default=30, ge=1)
+    #: Run Alembic migrations up to head when the app is built.
+    migrate_on_start: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_json: bool = False
+    log_level: str = "INFO"
+    #: SQLAlchemy connection pool size for PostgreSQL.
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sitewatch.db').resolve()}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return (self.media_dir or self.data_dir / "media").resolve()
+
+    def resolved_session_secret(self) -> str:
+        """The configured secret, or one generated once and kept in the data folder."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value()
+        key_path = self.data_dir / "session.key"
+        if key_path.exists():
+            return key_path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values from a YAML file, below environment variables in priority."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping of keys to values")
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(f"settings file {path}: unknown key(s) {', '.join(unknown)}")
+    return values
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from keyword overrides > environment > YAML file > defaults."""
+    path = config_file or (Path(p) if (p := os.environ.get("SITEWATCH_CONFIG")) else None)
+    file_values = _read_settings_file(path) if path else {}
+
+    class _Settings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _FileSource(settings_cls, file_values))
+
+    try:
+        loaded = _Settings(**overrides)
+    except ValidationError as exc:
+        where = f" (file {path})" if path else ""
+        raise SettingsError(f"invalid server settings{where}: {exc}") from exc
+    return loaded
