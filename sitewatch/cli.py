@@ -39,6 +39,10 @@ def config_check(
     raise typer.Exit(1 if failed else 0)
 
 
+from sitewatch.commands.replay import replay as _replay  # noqa: E402
+
+app.command("replay")(_replay)
+
 from sitewatch.commands.edge import edge_app as _edge_app  # noqa: E402
 
 app.add_typer(_edge_app, name="edge")

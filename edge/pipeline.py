@@ -1,0 +1,114 @@
+"""One camera's pipeline: frame in, tracked people and safety events out.
+
+``CameraPipeline.process(frame, now)`` runs detector -> person tracker -> helmet
+attributes -> rules on one frame. It reads no clock and writes no files: replay, the live
+edge box and the evaluation tool each feed it frames with their own times (video time in
+replay, wall-clock time live) and deal with snapshots and uploads themselves. Call it only
+for the frames that should be detected (see :class:`edge.video.FrameSampler`), and give
+``frame_rate`` as the rate of those calls so the tracker's lost-track buffer is right.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from edge.attributes import HelmetAttributes
+from edge.config import CameraConfig, SiteConfig
+from edge.detections import CLASS_NAME, HEAD, HELMET, Detections
+from edge.detector import Detector
+from edge.events import Event
+from edge.rules.engine import RuleEngine
+from edge.tracking import PersonTracker, subset
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("detect", "track", "attributes", "rules")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame produced."""
+
+    now: datetime
+    frame_wh: tuple[int, int]
+    #: Tracked people (``tracker_id`` set) with the helmet data keys filled.
+    persons: Detections
+    #: Head and helmet boxes of the frame (not tracked).
+    heads: Detections
+    events: list[Event]
+    #: Seconds spent in each stage (see STAGES), for benchmarks and metrics.
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        site: SiteConfig,
+        camera: CameraConfig,
+        detector: Detector,
+        *,
+        frame_rate: float | None = None,
+        rule_engine: RuleEngine | None = None,
+        attributes: HelmetAttributes | None = None,
+    ) -> None:
+        self.site = site
+        self.camera = camera
+        self.detector = detector
+        self.frame_rate = frame_rate or camera.detect_fps
+        self.tracker = PersonTracker(site.tracking, self.frame_rate)
+        self.attributes = attributes or HelmetAttributes(site.attributes)
+        self.rules = rule_engine or RuleEngine(site, camera)
+        self._origin: datetime | None = None
+        self.has_heads = HEAD in detector.class_names or HELMET in detector.class_names
+        if not self.has_heads:
+            logger.warning(
+                "camera %s: model %s has no head/helmet classes; helmet states stay unknown",
+                camera.id,
+                detector.model_path,
+            )
+
+    def process(self, frame_bgr: np.ndarray, now: datetime) -> FrameResult:
+        """Run every stage on one frame taken at ``now`` (timezone-aware)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        detections = self.detector.detect(frame_bgr)
+        timings["detect"] = _lap(started)
+        now_s = self._seconds(now)
+
+        started = time.perf_counter()
+        persons = self.tracker.update(detections, now_s)
+        timings["track"] = _lap(started)
+
+        started = time.perf_counter()
+        heads = _heads(detections)
+        persons = self.attributes.update(persons, heads, frame_bgr, now_s)
+        timings["attributes"] = _lap(started)
+
+        started = time.perf_counter()
+        frame_wh = (frame_bgr.shape[1], frame_bgr.shape[0])
+        events = self.rules.evaluate(persons, now, frame_wh)
+        timings["rules"] = _lap(started)
+        return FrameResult(now, frame_wh, persons, heads, events, timings)
+
+    def finish(self, now: datetime) -> list[Event]:
+        """End every open event (end of a video, camera removed, shutdown)."""
+        return self.rules.finish(now)
+
+    def _seconds(self, now: datetime) -> float:
+        if self._origin is None:
+            self._origin = now
+        return (now - self._origin).total_seconds()
+
+
+def _heads(detections: Detections) -> Detections:
+    names = np.asarray(detections.data[CLASS_NAME])
+    return subset(detections, (names == HEAD) | (names == HELMET))
+
+
+def _lap(started: float) -> float:
+    return time.perf_counter() - started
