@@ -22,6 +22,8 @@ def config_check(
     files: Annotated[list[Path], typer.Argument(help="Site YAML files to check.")],
 ) -> None:
     """Validate site config files without running anything; exit 1 if any is broken."""
+    from rich.markup import escape
+
     from edge.config import ConfigError, load_config
 
     failed = False
@@ -30,7 +32,7 @@ def config_check(
             config = load_config(path)
         except ConfigError as exc:
             failed = True
-            err_console.print(f"[red]✗[/red] {exc}")
+            err_console.print(f"[red]✗[/red] {escape(str(exc))}")
             continue
         console.print(
             f"[green]✓[/green] {path}: site {config.site.id!r}, "

@@ -48,3 +48,16 @@ def test_one_broken_file_fails_the_whole_check(tmp_path: Path) -> None:
     assert code == 1
     assert "site 'tower-b'" in output
     assert "missing.yaml: file not found" in output
+
+
+def test_messages_are_printed_verbatim_not_as_markup(tmp_path: Path) -> None:
+    config = tmp_path / "markup.yaml"
+    config.write_text(
+        "site:\n  id: s1\ncameras:\n  - id: c\n    source: x\n    zones:\n      restricted:\n"
+        '        - name: "[/red] pit"\n'
+        "          polygon: [[0.1, 0.1], [0.5, 0.5], [0.5, 0.1], [0.1, 0.5]]\n",
+        encoding="utf-8",
+    )
+    code, output = run(str(config))
+    assert code == 1
+    assert "cameras[0].zones.restricted[0] (line 8): zone '[/red] pit': invalid polygon" in output
