@@ -235,7 +235,11 @@ def parse_config(text: str, *, source: str = "<config>") -> SiteConfig:
 
 
 def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
-    loc = tuple(part for part in error["loc"] if not _is_pydantic_tag(part))
+    loc: tuple[str | int, ...] = ()
+    for part in error["loc"]:
+        # a key of the file is kept even when it looks like a tag ("float", "a[b]")
+        if (*loc, part) in lines or not _is_pydantic_tag(part):
+            loc = (*loc, part)
     line = _nearest_line(loc, lines)
     where = _format_loc(loc) or "(top level)"
     at = f" (line {line})" if line else ""

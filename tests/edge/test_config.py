@@ -182,3 +182,10 @@ def test_several_problems_are_all_listed() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_odd_unknown_keys_keep_their_name() -> None:
+    assert problems('site:\n  id: s1\n"a[b]": 1\nfloat: 2\n') == [
+        "a[b] (line 3): Extra inputs are not permitted",
+        "float (line 4): Extra inputs are not permitted",
+    ]
