@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     #: Run Alembic migrations up to head when the app is built.
     migrate_on_start: bool = True
+    #: Serve the review UI (``server.ui``) beside the API.
+    enable_ui: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_json: bool = False

@@ -1,0 +1,101 @@
+"""Admin endpoints: sites, users, devices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from server.api.deps import AdminUser, DbSession
+from server.api.schemas import (
+    DeviceIn,
+    DeviceOut,
+    NewDeviceOut,
+    SiteIn,
+    SiteOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+)
+from server.db.models import User
+from server.services import admin
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        is_active=user.is_active,
+        sites=sorted(user.site_ids),
+    )
+
+
+@router.get("/sites", response_model=list[SiteOut])
+def list_sites(_admin: AdminUser, db: DbSession) -> list[SiteOut]:
+    return [SiteOut.model_validate(s) for s in admin.list_sites(db)]
+
+
+@router.post(
+    "/sites", response_model=SiteOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
+)
+def create_site(body: SiteIn, user: AdminUser, db: DbSession) -> SiteOut:
+    site = admin.create_site(db, actor=user, site_id=body.id, name=body.name)
+    return SiteOut.model_validate(site)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(_admin: AdminUser, db: DbSession) -> list[UserOut]:
+    return [user_out(u) for u in admin.list_users(db)]
+
+
+@router.post(
+    "/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
+)
+def create_user(body: UserIn, user: AdminUser, db: DbSession) -> UserOut:
+    created = admin.create_user(
+        db,
+        actor=user,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        site_ids=body.sites,
+        display_name=body.display_name,
+    )
+    return user_out(created)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, responses=ERRORS)
+def update_user(user_id: int, body: UserPatch, user: AdminUser, db: DbSession) -> UserOut:
+    updated = admin.update_user(
+        db,
+        actor=user,
+        user_id=user_id,
+        role=body.role,
+        site_ids=body.sites,
+        is_active=body.is_active,
+        password=body.password,
+    )
+    return user_out(updated)
+
+
+@router.get("/devices", response_model=list[DeviceOut])
+def list_devices(_admin: AdminUser, db: DbSession, site_id: str | None = None) -> list[DeviceOut]:
+    return [DeviceOut.model_validate(d) for d in admin.list_devices(db, site_id=site_id)]
+
+
+@router.post(
+    "/devices", response_model=NewDeviceOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
+)
+def create_device(body: DeviceIn, user: AdminUser, db: DbSession) -> NewDeviceOut:
+    """Register an edge device; the token in the answer is shown this once only."""
+    new = admin.create_device(db, actor=user, site_id=body.site_id, name=body.name)
+    return NewDeviceOut(device=DeviceOut.model_validate(new.device), token=new.token)
+
+
+@router.post("/devices/{device_id}/revoke", response_model=DeviceOut, responses=ERRORS)
+def revoke_device(device_id: int, user: AdminUser, db: DbSession) -> DeviceOut:
+    device = admin.set_device_active(db, actor=user, device_id=device_id, active=False)
+    return DeviceOut.model_validate(device)

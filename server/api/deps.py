@@ -1,0 +1,167 @@
+"""FastAPI dependencies: database session, media store, device and user authentication.
+
+Cookie-authenticated requests that change state (any method but GET/HEAD/OPTIONS) must
+carry the session's CSRF token in the ``X-CSRF-Token`` header or a ``csrf_token`` form
+field; :func:`current_session` refuses them with 403 otherwise. Device requests use a
+bearer token and no cookie, so they need no CSRF token. The review UI uses the same
+dependencies and :func:`start_session` / :func:`end_session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response, status
+from sqlalchemy.orm import Session
+
+from server.db.models import Device, Role, User, UserSession
+from server.media import MediaStore
+from server.security import (
+    CSRF_FORM_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    CookieSigner,
+    csrf_matches,
+)
+from server.services import admin, auth
+from server.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.db.session() as db:
+        yield db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> MediaStore:
+    store: MediaStore = request.app.state.store
+    return store
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[MediaStore, Depends(get_store)]
+
+
+def current_device(request: Request, db: DbSession) -> Device:
+    """The device of the ``Authorization: Bearer`` token; 401 if missing or unknown."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "device token required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    device = admin.authenticate_device(db, token=token.strip())
+    if device is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked device token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return device
+
+
+CurrentDevice = Annotated[Device, Depends(current_device)]
+
+
+async def csrf_candidate(request: Request) -> str | None:
+    """The CSRF token a request carries (header first, then a form field)."""
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.method in SAFE_METHODS:
+        return None
+    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+        value = (await request.form()).get(CSRF_FORM_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _signer(request: Request) -> CookieSigner:
+    signer: CookieSigner = request.app.state.cookie_signer
+    return signer
+
+
+def optional_session(request: Request, db: DbSession) -> UserSession | None:
+    """The session of the request's cookie, or None (no CSRF check: for reading only)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    token = _signer(request).unsign(cookie) if cookie else None
+    return auth.session_for_token(db, token=token) if token else None
+
+
+OptionalSession = Annotated[UserSession | None, Depends(optional_session)]
+
+
+def current_session(
+    request: Request,
+    session: OptionalSession,
+    csrf: Annotated[str | None, Depends(csrf_candidate)],
+) -> UserSession:
+    """The logged-in session; 401 without one, 403 for a state change without CSRF."""
+    if session is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required")
+    if request.method not in SAFE_METHODS and not csrf_matches(session.csrf_token, csrf):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"missing or wrong CSRF token ({CSRF_HEADER} header or {CSRF_FORM_FIELD} field)",
+        )
+    return session
+
+
+CurrentSession = Annotated[UserSession, Depends(current_session)]
+
+
+def current_user(session: CurrentSession) -> User:
+    return session.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin role required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def start_session(
+    request: Request, response: Response, *, username: str, password: str, db: Session
+) -> UserSession | None:
+    """Check the password and set the session cookie on ``response``; None if refused."""
+    settings = get_settings(request)
+    result = auth.login(
+        db, username=username, password=password, max_age_s=settings.session_max_age_s
+    )
+    if result is None:
+        return None
+    response.set_cookie(
+        SESSION_COOKIE,
+        _signer(request).sign(result.token),
+        max_age=settings.session_max_age_s,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return result.session
+
+
+def end_session(request: Request, response: Response, *, db: Session) -> None:
+    """Delete the request's session (if any) and clear the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    token = _signer(request).unsign(cookie) if cookie else None
+    if token:
+        auth.logout(db, token=token)
+    response.delete_cookie(SESSION_COOKIE, path="/")

@@ -1,0 +1,113 @@
+"""The hazard loop for logged-in users: assign, evidence, accept/reject; audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from server.api.deps import CurrentUser, DbSession, SettingsDep, StoreDep
+from server.api.schemas import AssignIn, AuditOut, DecisionIn, HazardOut
+from server.db.models import Hazard, HazardStatus, MediaKind
+from server.media import receive_upload
+from server.services import audit, hazards
+from server.services.media import ALLOWED_CONTENT
+
+router = APIRouter(prefix="/api/v1", tags=["hazards"])
+ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
+
+
+def hazard_out(hazard: Hazard) -> HazardOut:
+    out = HazardOut.model_validate(hazard)
+    out.overdue = hazard.is_overdue(datetime.now(UTC))
+    return out
+
+
+@router.get("/hazards", response_model=list[HazardOut])
+def list_hazards(
+    user: CurrentUser,
+    db: DbSession,
+    site_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: HazardStatus | None = None,
+    overdue: bool = False,
+) -> list[HazardOut]:
+    """Rectifications the user may see, earliest deadline first."""
+    rows = hazards.list_hazards(db, user=user, site_id=site_id, status=status, overdue_only=overdue)
+    return [hazard_out(h) for h in rows]
+
+
+@router.get("/events/{event_id}/hazard", response_model=HazardOut, responses=ERRORS)
+def get_hazard(event_id: uuid.UUID, user: CurrentUser, db: DbSession) -> HazardOut:
+    return hazard_out(hazards.get_hazard(db, user=user, event_id=event_id))
+
+
+@router.post("/events/{event_id}/hazard", response_model=HazardOut, responses=ERRORS)
+def assign(event_id: uuid.UUID, body: AssignIn, user: CurrentUser, db: DbSession) -> HazardOut:
+    """Assign a confirmed event to a responsible person with a deadline."""
+    hazard = hazards.assign_hazard(
+        db,
+        user=user,
+        event_id=event_id,
+        responsible=body.responsible,
+        deadline=body.deadline,
+        note=body.note,
+    )
+    return hazard_out(hazard)
+
+
+@router.post(
+    "/events/{event_id}/hazard/evidence",
+    response_model=HazardOut,
+    responses={**ERRORS, 413: {}, 415: {}},
+)
+def submit_evidence(
+    event_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="JPEG photo of the fixed hazard")],
+    user: CurrentUser,
+    db: DbSession,
+    store: StoreDep,
+    settings: SettingsDep,
+    note: Annotated[str | None, Form(max_length=2000)] = None,
+) -> HazardOut:
+    """The site's proof that the hazard is fixed: a photo and a note."""
+    hazards.get_hazard(db, user=user, event_id=event_id)  # 404 before reading the upload
+    photo = receive_upload(
+        file.file,
+        staging_dir=store.staging_dir(),
+        max_bytes=settings.max_evidence_bytes,
+        allowed=ALLOWED_CONTENT[MediaKind.EVIDENCE],
+        what="evidence photo",
+    )
+    hazard = hazards.submit_evidence(
+        db, user=user, store=store, event_id=event_id, photo=photo, note=note
+    )
+    return hazard_out(hazard)
+
+
+@router.post("/events/{event_id}/hazard/accept", response_model=HazardOut, responses=ERRORS)
+def accept(event_id: uuid.UUID, body: DecisionIn, user: CurrentUser, db: DbSession) -> HazardOut:
+    return hazard_out(hazards.decide(db, user=user, event_id=event_id, accept=True, note=body.note))
+
+
+@router.post("/events/{event_id}/hazard/reject", response_model=HazardOut, responses=ERRORS)
+def reject(event_id: uuid.UUID, body: DecisionIn, user: CurrentUser, db: DbSession) -> HazardOut:
+    """Refuse the evidence (a note is required); the site has to act again."""
+    hazard = hazards.decide(db, user=user, event_id=event_id, accept=False, note=body.note)
+    return hazard_out(hazard)
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["audit"])
+def audit_log(
+    user: CurrentUser,
+    db: DbSession,
+    object_type: Annotated[str | None, Query(max_length=32)] = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AuditOut]:
+    """Audit entries of the user's sites, newest first."""
+    entries = audit.list_entries(
+        db, user=user, object_type=object_type, object_id=object_id, limit=limit
+    )
+    return [AuditOut.model_validate(e) for e in entries]

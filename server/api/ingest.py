@@ -1,0 +1,120 @@
+"""Ingest API for edge devices (bearer token): events, media, heartbeats."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Path, Request, Response, UploadFile, status
+
+from edge.events import Event
+from server.api.deps import CurrentDevice, DbSession, SettingsDep, StoreDep
+from server.api.schemas import Heartbeat, IngestResult, MediaResult
+from server.db.models import MediaKind
+from server.media import receive_upload
+from server.metrics import Metrics
+from server.services import admin, events
+from server.services.media import ALLOWED_CONTENT, device_event, store_media
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+
+class DeviceMediaKind(StrEnum):
+    """Media kinds a device uploads (evidence photos come from users)."""
+
+    SNAPSHOT = "snapshot"
+    SNAPSHOT_CLEAN = "snapshot_clean"
+    CLIP = "clip"
+    FACE = "face"
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def max_upload_bytes(settings: Settings, kind: MediaKind) -> int:
+    return {
+        MediaKind.CLIP: settings.max_clip_bytes,
+        MediaKind.FACE: settings.max_face_bytes,
+        MediaKind.EVIDENCE: settings.max_evidence_bytes,
+    }.get(kind, settings.max_snapshot_bytes)
+
+
+@router.put(
+    "/events/{event_id}",
+    response_model=IngestResult,
+    responses={201: {"model": IngestResult}, 403: {}, 422: {}},
+)
+def put_event(
+    event_id: uuid.UUID,
+    event: Event,
+    device: CurrentDevice,
+    db: DbSession,
+    request: Request,
+    response: Response,
+) -> IngestResult:
+    """Create or update an event (idempotent by ``event_id``; 201 when created)."""
+    if event.event_id != event_id:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"event_id in the path ({event_id}) differs from the body ({event.event_id})",
+        )
+    result = events.upsert_event(db, event=event, device=device)
+    outcome = "created" if result.created else ("updated" if result.applied else "stale")
+    _metrics(request).ingest.labels("event", outcome).inc()
+    if result.created:
+        response.status_code = status.HTTP_201_CREATED
+    return IngestResult(event_id=event_id, created=result.created, applied=result.applied)
+
+
+@router.put(
+    "/events/{event_id}/media/{kind}",
+    response_model=MediaResult,
+    responses={404: {}, 403: {}, 413: {}, 415: {}},
+)
+def put_media(
+    event_id: uuid.UUID,
+    device_kind: Annotated[DeviceMediaKind, Path(alias="kind")],
+    file: Annotated[UploadFile, File(description="JPEG (snapshots, face) or MP4 (clip)")],
+    device: CurrentDevice,
+    db: DbSession,
+    store: StoreDep,
+    settings: SettingsDep,
+    request: Request,
+) -> MediaResult:
+    """Upload one media file of an event; the same bytes again change nothing."""
+    kind = MediaKind(device_kind.value)
+    event = device_event(db, device=device, event_id=event_id)
+    received = receive_upload(
+        file.file,
+        staging_dir=store.staging_dir(),
+        max_bytes=max_upload_bytes(settings, kind),
+        allowed=ALLOWED_CONTENT[kind],
+        what=f"{kind.value} of event {event_id}",
+    )
+    result = store_media(db, store=store, event=event, kind=kind, received=received)
+    _metrics(request).ingest.labels("media", "stored" if result.changed else "unchanged").inc()
+    media = result.media
+    return MediaResult(
+        event_id=event_id,
+        kind=kind,
+        size_bytes=media.size_bytes,
+        sha256=media.sha256,
+        content_type=media.content_type,
+        changed=result.changed,
+    )
+
+
+@router.post("/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
+def post_heartbeat(
+    heartbeat: Heartbeat, device: CurrentDevice, db: DbSession, request: Request
+) -> Response:
+    """Cameras online, fps and queue depth of a device."""
+    admin.record_heartbeat(db, device=device, heartbeat=heartbeat.model_dump(mode="json"))
+    _metrics(request).ingest.labels("heartbeat", "ok").inc()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

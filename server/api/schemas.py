@@ -1,0 +1,229 @@
+"""Request and response bodies of the JSON API (the ingest body is ``edge.events.Event``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.db.models import (
+    DismissReason,
+    EventStatus,
+    HazardStatus,
+    MediaKind,
+    ReviewStatus,
+    Role,
+)
+
+Text = Field(default=None, max_length=2000)
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class IngestResult(BaseModel):
+    event_id: uuid.UUID
+    created: bool
+    applied: bool
+
+
+class MediaResult(BaseModel):
+    event_id: uuid.UUID
+    kind: MediaKind
+    size_bytes: int
+    sha256: str
+    content_type: str
+    changed: bool
+
+
+class CameraStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    camera_id: str = Field(max_length=64)
+    online: bool
+    since: datetime | None = None
+    fps: float | None = Field(default=None, ge=0)
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cameras: list[CameraStatus] = Field(default_factory=list, max_length=256)
+    queue_depth: int = Field(default=0, ge=0)
+    version: str = Field(default="", max_length=64)
+
+
+class MediaOut(Public):
+    kind: MediaKind
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+class HazardOut(Public):
+    event_id: uuid.UUID
+    site_id: str
+    responsible: str
+    deadline: datetime
+    status: HazardStatus
+    note: str | None
+    evidence_note: str | None
+    evidence_at: datetime | None
+    decision_note: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    overdue: bool = False
+
+
+class EventOut(Public):
+    event_id: uuid.UUID
+    site_id: str
+    camera_id: str
+    rule: str
+    severity: str
+    phase: str
+    status: EventStatus
+    track_id: int | None
+    zone: str | None
+    helmet_state: str | None
+    helmet_colour: str | None
+    role: str | None
+    worker_id: str | None
+    confidence: float | None
+    started_at: datetime
+    updated_at: datetime | None
+    ended_at: datetime | None
+    bbox_xyxy: list[float] | None
+    frame_wh: list[int] | None
+    distance: float | None
+    distance_unit: str | None
+    message: str | None
+    received_at: datetime
+    review_status: ReviewStatus
+    dismiss_reason: DismissReason | None
+    review_note: str | None
+    reviewed_at: datetime | None
+    media: list[MediaOut] = Field(default_factory=list)
+    hazard: HazardOut | None = None
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class VerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: ReviewStatus
+    reason: DismissReason | None = None
+    note: str | None = Text
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    responsible: str = Field(min_length=1, max_length=200)
+    deadline: datetime
+    note: str | None = Text
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Text
+
+
+class AuditOut(Public):
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    site_id: str | None
+    details: dict[str, Any] | None
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    username: str
+    role: Role
+    sites: list[str]
+    csrf_token: str
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(default=None, max_length=200)
+
+
+class SiteOut(Public):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=1024)
+    role: Role
+    sites: list[str] = Field(default_factory=list, max_length=1000)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    sites: list[str] | None = Field(default=None, max_length=1000)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class UserOut(Public):
+    id: int
+    username: str
+    display_name: str | None
+    role: Role
+    is_active: bool
+    sites: list[str]
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class DeviceOut(Public):
+    id: int
+    site_id: str
+    name: str
+    is_active: bool
+    created_at: datetime
+    last_seen_at: datetime | None
+    last_heartbeat: dict[str, Any] | None
+
+
+class NewDeviceOut(BaseModel):
+    device: DeviceOut
+    token: str = Field(description="Shown once; only its hash is stored.")

@@ -1,0 +1,94 @@
+"""The FastAPI application, built by :func:`create_app` from explicit settings."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api import admin, auth, dashboard, events, hazards, ingest, ops
+from server.db.session import Database
+from server.limits import BodySizeLimitMiddleware
+from server.media import LocalMediaStore, MediaError, MediaStore
+from server.metrics import Metrics, MetricsMiddleware
+from server.security import CookieSigner
+from server.services.errors import ServiceError
+from server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Multipart framing around the largest allowed file.
+_BODY_SLACK_BYTES = 64 * 1024
+
+
+def create_app(
+    settings: Settings, *, database: Database | None = None, store: MediaStore | None = None
+) -> FastAPI:
+    """A new app with its own database, media store and metrics registry.
+
+    Runs Alembic migrations to head first when ``settings.migrate_on_start`` is set.
+    """
+    database = database or Database.from_url(
+        settings.resolved_database_url, pool_size=settings.db_pool_size
+    )
+    if settings.migrate_on_start:
+        database.migrate()
+    app = FastAPI(
+        title="sitewatch server",
+        version="0.1.0",
+        description="Ingest from edge boxes, review of flagged events, the hazard loop.",
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.store = store or LocalMediaStore(settings.resolved_media_dir)
+    app.state.cookie_signer = CookieSigner(settings.resolved_session_secret())
+    app.state.metrics = Metrics()
+    for module in (ingest, auth, events, hazards, dashboard, admin, ops):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    largest = max(
+        settings.max_clip_bytes,
+        settings.max_snapshot_bytes,
+        settings.max_face_bytes,
+        settings.max_evidence_bytes,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=largest + _BODY_SLACK_BYTES)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.enable_ui:
+        _install_ui(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(MediaError)
+    async def media_error(_request: Request, exc: MediaError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+def _install_ui(app: FastAPI) -> None:
+    """Mount the review UI when the ``server.ui`` package is present.
+
+    The UI package either provides ``install(app)`` or a ``ui_router`` (then its
+    ``static/`` folder, if any, is served at ``/ui/static`` under the name ``ui_static``).
+    """
+    if importlib.util.find_spec("server.ui") is None:
+        logger.info("server.ui not installed; serving the API only")
+        return
+    ui = importlib.import_module("server.ui")
+    install = getattr(ui, "install", None)
+    if install is not None:
+        install(app)
+        return
+    app.include_router(ui.ui_router)
+    static = Path(ui.__file__).parent / "static"
+    if static.is_dir():
+        app.mount("/ui/static", StaticFiles(directory=static), name="ui_static")
