@@ -89,6 +89,6 @@ def _install_ui(app: FastAPI) -> None:
         install(app)
         return
     app.include_router(ui.ui_router)
-    static = Path(ui.__file__).parent / "static"
+    static = Path(str(ui.__file__)).parent / "static"
     if static.is_dir():
         app.mount("/ui/static", StaticFiles(directory=static), name="ui_static")
