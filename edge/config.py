@@ -90,6 +90,11 @@ class FallEdgeRuleConfig(RuleConfig):
     severity_without_helmet: Severity = Severity.CRITICAL
 
 
+class RestrictedZoneRuleConfig(RuleConfig):
+    min_duration_s: float = Field(default=1.0, ge=0.0, le=3600.0)
+    severity: Severity = Severity.HIGH
+
+
 class WorkingHours(_Strict):
     start: time
     end: time
@@ -106,22 +111,21 @@ class WorkingHours(_Strict):
 
 
 class PostRuleConfig(RuleConfig):
-    min_duration_s: float = 0.0  # the post's own max_unattended_s is the persistence
+    # the post's own max_unattended_s is the persistence
+    min_duration_s: float = Field(default=0.0, ge=0.0, le=3600.0)
     working_hours: list[WorkingHours] = Field(
         default_factory=lambda: [WorkingHours(start=time(8), end=time(18))]
     )
 
 
 class PartyMemberHelmetRuleConfig(RuleConfig):
-    min_duration_s: float = 5.0
+    min_duration_s: float = Field(default=5.0, ge=0.0, le=3600.0)
 
 
 class RulesConfig(_Strict):
     no_helmet: RuleConfig = Field(default_factory=RuleConfig)
     fall_edge: FallEdgeRuleConfig = Field(default_factory=FallEdgeRuleConfig)
-    restricted_zone: RuleConfig = Field(
-        default_factory=lambda: RuleConfig(min_duration_s=1.0, severity=Severity.HIGH)
-    )
+    restricted_zone: RestrictedZoneRuleConfig = Field(default_factory=RestrictedZoneRuleConfig)
     post_unattended: PostRuleConfig = Field(default_factory=PostRuleConfig)
     party_member_helmet: PartyMemberHelmetRuleConfig = Field(
         default_factory=PartyMemberHelmetRuleConfig

@@ -189,3 +189,18 @@ def test_odd_unknown_keys_keep_their_name() -> None:
         "a[b] (line 3): Extra inputs are not permitted",
         "float (line 4): Extra inputs are not permitted",
     ]
+
+
+def test_rule_defaults_survive_a_partial_rule_section() -> None:
+    config = parse_config("site: {id: s1}\nrules:\n  restricted_zone: {cooldown_s: 5}\n")
+    assert config.rules.restricted_zone.severity.value == "high"
+    assert config.rules.restricted_zone.min_duration_s == 1.0
+    assert config.rules.restricted_zone.cooldown_s == 5
+
+
+@pytest.mark.parametrize("rule", ["no_helmet", "post_unattended", "party_member_helmet"])
+def test_negative_durations_are_refused_for_every_rule(rule: str) -> None:
+    [problem] = problems(f"site: {{id: s1}}\nrules:\n  {rule}:\n    min_duration_s: -1\n")
+    assert problem == (
+        f"rules.{rule}.min_duration_s (line 4): Input should be greater than or equal to 0"
+    )

@@ -24,7 +24,7 @@ def test_inside_raises_with_the_zone_outside_does_not() -> None:
     assert s.run(0.0, 0.5, 0.5, inside, outside) == []
     [start] = s.step(1.0, inside, outside)
     assert (start.phase, start.track_id, start.zone) == (EventPhase.START, 1, "pit")
-    assert start.severity is Severity.MEDIUM  # the rule config's default
+    assert start.severity is Severity.HIGH  # restricted_zone default, kept with partial config
     assert start.distance is None
 
 
