@@ -17,7 +17,8 @@ from shapely.geometry import LineString, Polygon
 from shapely.validation import explain_validity
 
 NormPoint = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
-MetrePoint = tuple[float, float]
+_Metres = Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)]
+MetrePoint = tuple[_Metres, _Metres]
 ZoneName = Annotated[str, Field(min_length=1, max_length=128)]
 
 

@@ -204,3 +204,13 @@ def test_negative_durations_are_refused_for_every_rule(rule: str) -> None:
     assert problem == (
         f"rules.{rule}.min_duration_s (line 4): Input should be greater than or equal to 0"
     )
+
+
+def test_calibration_in_metres_must_be_finite() -> None:
+    [problem] = zone_problems("""\
+        calibration:
+          image_points: [[0.4, 0.5], [0.6, 0.5], [0.9, 1.0], [0.1, 1.0]]
+          ground_points_m: [[0, 20], [4, .nan], [4, 0], [0, 0]]
+        """)
+    assert problem.startswith("cameras[0].zones.calibration.ground_points_m[1][1] (line 9): ")
+    assert "finite number" in problem
