@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.capture import CameraState, CaptureThread, CaptureTuning, Frame
 from edge.clips import ClipRecorder, FrameRing, encode_jpeg
-from edge.config import CameraConfig, SiteConfig, resolve_path
+from edge.config import CameraConfig, SiteConfig
 from edge.events import Event, EventPhase
 from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox, OutboxItem
@@ -229,7 +229,9 @@ class EdgeRunner:
         self.tuning = tuning or EdgeTuning()
         self.stop_event = threading.Event()
         self.metrics = EdgeMetrics()
-        spool = resolve_path(site.outbox.path, config_path=config_path)
+        spool = Path(site.outbox.path).expanduser()
+        if not spool.is_absolute() and config_path is not None:
+            spool = config_path.parent / spool  # a relative spool lies beside the config
         self.outbox = Outbox(spool, max_bytes=site.outbox.max_bytes, on_drop=self._on_drop)
         self.encoder = ThreadPoolExecutor(self.tuning.encoder_threads, "clip-encoder")
         factory = pipeline_factory or default_pipeline_factory(config_path)
