@@ -50,5 +50,9 @@ from sitewatch.commands.edge import edge_app as _edge_app  # noqa: E402
 app.add_typer(_edge_app, name="edge")
 
 
+from sitewatch.commands.server import server_app as _server_app  # noqa: E402
+
+app.add_typer(_server_app, name="server")
+
 if __name__ == "__main__":
     app()
