@@ -30,6 +30,8 @@ from zones.geometry import feet_anchors_norm
 
 logger = logging.getLogger(__name__)
 
+_MAX_LABEL_CHARS = 64  # Event.role and Event.worker_id
+
 
 @dataclass(frozen=True)
 class PersonFrame:
@@ -65,8 +67,8 @@ class PersonFrame:
             feet_norm=feet_anchors_norm(xyxy, frame_wh),
             helmet_state=[_helmet_state(v) for v in _column(persons, HELMET_STATE, n)],
             helmet_colour=[_helmet_colour(v) for v in _column(persons, HELMET_COLOUR, n)],
-            role=[_text(v) for v in _column(persons, ROLE, n)],
-            worker_id=[_text(v) for v in _column(persons, WORKER_ID, n)],
+            role=[_label(v, ROLE) for v in _column(persons, ROLE, n)],
+            worker_id=[_label(v, WORKER_ID) for v in _column(persons, WORKER_ID, n)],
         )
 
     def __len__(self) -> int:
@@ -87,7 +89,7 @@ class PersonFrame:
     ) -> Sighting:
         box = self.xyxy[i]
         confidence = None
-        if self.confidence is not None:
+        if self.confidence is not None and np.isfinite(self.confidence[i]):
             confidence = float(np.clip(self.confidence[i], 0.0, 1.0))
         return Sighting(
             track_id=int(self.track_ids[i]),
@@ -117,6 +119,15 @@ def _text(value: Any) -> str:
     if isinstance(value, Enum):
         return str(value.value)
     return str(value)
+
+
+def _label(value: Any, key: str) -> str:
+    """A role or worker id as events carry it (at most 64 characters, see Event)."""
+    text = _text(value)
+    if len(text) > _MAX_LABEL_CHARS:
+        logger.warning("%s %r is longer than %d characters; cut", key, text, _MAX_LABEL_CHARS)
+        return text[:_MAX_LABEL_CHARS]
+    return text
 
 
 def _helmet_state(value: Any) -> HelmetState:

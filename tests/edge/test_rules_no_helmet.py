@@ -66,3 +66,12 @@ def test_update_when_the_worker_is_recognised() -> None:
         "w-42",
     )
     assert stepper.run(2.0, 4.0, 0.5, Person(1, helmet="bare", worker_id="w-42")) == []
+
+
+def test_odd_values_from_earlier_stages_do_not_break_events() -> None:
+    stepper = Stepper(site_config(rules={"no_helmet": {"min_duration_s": 0.0}}))
+    dets = detections(Person(1, helmet="bare", worker_id="w" * 100))
+    dets.confidence = np.array([np.nan], dtype=np.float32)
+    [start] = stepper.engine.evaluate(dets, stepper.at(0.0), FRAME_WH)
+    assert start.worker_id == "w" * 64
+    assert start.confidence is None
