@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: ffmpeg/ffprobe (clips, test streams), chromium (review UI tests),
+# System packages: ffmpeg/ffprobe (clips, test streams), chromium + a CJK font (review UI tests),
 # gstreamer's RTSP server (capture tests).
-APT_PACKAGES=(ffmpeg chromium chromium-driver gstreamer1.0-rtsp gstreamer1.0-tools
+APT_PACKAGES=(ffmpeg chromium chromium-driver fonts-wqy-microhei gstreamer1.0-rtsp gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gst-rtsp-server-1.0 python3-gi)
 missing=()

@@ -1,0 +1,46 @@
+"""CSV of the filtered event list, with the core's columns (``server.services.export``).
+
+The page's filters include hazard states and "overdue", which the core's export filter
+does not know, so the rows come from :func:`server.ui.queries.iter_events_for_csv` and
+are written with the core's row format. The generator opens its own database session:
+a streamed response outlives the request's dependencies.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from server.db.models import User
+from server.services.export import COLUMNS
+from server.services.export import _row as export_row
+from server.ui.queries import EventFilters, iter_events_for_csv
+
+#: Rows written between two chunks of the response.
+CHUNK_ROWS = 500
+
+
+def csv_chunks(
+    database: Any, *, user_id: int, filters: EventFilters, now: datetime
+) -> Iterator[str]:
+    """The header, then the rows in chunks of :data:`CHUNK_ROWS` (BOM first, for Excel)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(COLUMNS)
+    with database.session() as db:
+        user = db.get(User, user_id)
+        if user is None:
+            return
+        for index, event in enumerate(
+            iter_events_for_csv(db, user=user, filters=filters, now=now), start=1
+        ):
+            writer.writerow(export_row(event))
+            if index % CHUNK_ROWS == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,96 @@
+"""Request plumbing of the review pages: the logged-in user, and pages for errors.
+
+The pages use the core's dependencies (``server.api.deps``): the same session cookie
+and the same CSRF rule for every form post (``current_session``), so a browser logged
+in here is logged in for the API too, and a form without the session's token is refused
+before any route code runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request
+from starlette.responses import HTMLResponse
+
+from server.api.deps import CurrentSession, DbSession, OptionalSession
+from server.db.models import Role, User, UserSession
+from server.services.errors import ServiceError
+from server.ui.i18n import request_lang, translator
+from server.ui.rendering import render
+
+logger = logging.getLogger(__name__)
+
+LOGIN_PATH = "/ui/login"
+DbDep = DbSession
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The logged-in user of a page request, with the session's CSRF token."""
+
+    user: User
+    session: UserSession
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+    @property
+    def can_edit(self) -> bool:
+        return self.user.role in (Role.ADMIN, Role.REVIEWER)
+
+
+def optional_viewer(session: OptionalSession) -> Viewer | None:
+    """The logged-in user of a page, if any (GET pages change nothing: no CSRF check)."""
+    return Viewer(session.user, session) if session is not None else None
+
+
+def require_viewer(
+    request: Request, viewer: Annotated[Viewer | None, Depends(optional_viewer)]
+) -> Viewer:
+    """The logged-in user, or a redirect to the login page that comes back here."""
+    if viewer is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(
+            status_code=303, headers={"Location": f"{LOGIN_PATH}?next={quote(target, safe='')}"}
+        )
+    return viewer
+
+
+def acting_viewer(session: CurrentSession) -> Viewer:
+    """The user of a form post, after the core's login and CSRF checks (401 / 403)."""
+    return Viewer(session.user, session)
+
+
+ViewerDep = Annotated[Viewer, Depends(require_viewer)]
+ActingViewerDep = Annotated[Viewer, Depends(acting_viewer)]
+
+
+def error_page(
+    request: Request, viewer: Viewer | None, status_code: int, detail: str
+) -> HTMLResponse:
+    t = translator(request_lang(request))
+    titles = {403: "error.forbidden", 404: "error.not_found"}
+    return render(
+        request,
+        "error.html",
+        {"title": t(titles.get(status_code, "error.bad_request")), "detail": detail},
+        status_code=status_code,
+        user=viewer.user if viewer else None,
+        csrf_token=viewer.csrf_token if viewer else "",
+    )
+
+
+def service_error_page(request: Request, viewer: Viewer, exc: ServiceError) -> HTMLResponse:
+    return error_page(request, viewer, exc.status, exc.message)
+
+
+def safe_next(target: str | None, default: str = "/ui/events") -> str:
+    """A local path to go back to after login or a language switch; never another host."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target

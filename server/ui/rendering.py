@@ -1,0 +1,63 @@
+"""Jinja2 set-up of the review pages and the one function that renders them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from server.ui.i18n import label, request_lang, translator
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def format_time(value: datetime | None) -> str:
+    """UTC time to the second, the way every page shows it."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.filters["localtime"] = format_time
+
+
+def current_url(request: Request) -> str:
+    """Path and query of this request without the ``lang`` switch parameter."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    user: Any = None,
+    csrf_token: str = "",
+) -> HTMLResponse:
+    """Render ``template`` with the language helpers, the user and the CSRF token."""
+    lang = request_lang(request)
+    t = translator(lang)
+    full: dict[str, Any] = {
+        "lang": lang,
+        "t": t,
+        "label": partial(label, t),
+        "user": user,
+        "csrf_token": csrf_token,
+        "current_url": current_url(request),
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, template, full, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,108 @@
+"""The dashboard page: per site and per UTC day, from the core's dashboard service plus
+the party-member (red helmet role) presence of :mod:`server.ui.queries`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from edge.events import RuleKind
+from server.db.types import utcnow
+from server.services.dashboard import dashboard
+from server.ui import queries
+from server.ui.deps import DbDep, ViewerDep, error_page
+from server.ui.rendering import render
+
+router = APIRouter()
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    day: date
+    site_id: str
+    site_name: str
+    by_rule: dict[str, int]
+    total: int
+    confirmed: int
+    dismissed: int
+    pending: int
+    rect_rate: float | None
+    overdue: int
+    red_helmet_events: int
+    party_events: int
+    party_persons: int
+
+
+def _range(date_from: str | None, date_to: str | None) -> tuple[date, date]:
+    """The chosen days, by default the last two weeks; FilterError names a bad field."""
+    filters = queries.parse_filters(
+        site=None, camera=None, rule=None, status=None,
+        date_from=date_from, date_to=date_to, rules=(),
+    )  # fmt: skip
+    end = filters.date_to or utcnow().date()
+    start = filters.date_from or end - timedelta(days=DEFAULT_DAYS - 1)
+    if (end - start).days >= MAX_DAYS:
+        raise queries.FilterError(f"date range longer than {MAX_DAYS} days")
+    return start, end
+
+
+@router.get("/dashboard", include_in_schema=False)
+def dashboard_page(
+    request: Request,
+    db: DbDep,
+    viewer: ViewerDep,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    date_from: Annotated[str | None, Query(max_length=10)] = None,
+    date_to: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    try:
+        start, end = _range(date_from, date_to)
+    except queries.FilterError as exc:
+        return error_page(request, viewer, 400, str(exc))
+    sites = queries.visible_sites(db, viewer.user)
+    names = {s.id: s.name for s in sites}
+    stats = dashboard(
+        db,
+        user=viewer.user,
+        site_id=site or None,
+        date_from=queries.day_start(start),
+        date_to=queries.day_start(end + timedelta(days=1)),
+        now=utcnow(),
+    )
+    party = queries.party_presence(db, user=viewer.user, site=site or None, start=start, end=end)
+    rows = []
+    for day in sorted(stats.days, key=lambda d: (d.day or start, d.site_id), reverse=True):
+        presence = party.get((day.site_id, day.day or start), queries.PartyPresence())
+        rows.append(
+            DashboardRow(
+                day=day.day or start,
+                site_id=day.site_id,
+                site_name=names.get(day.site_id, day.site_id),
+                by_rule=day.events_by_rule,
+                total=day.events,
+                confirmed=day.confirmed,
+                dismissed=day.dismissed,
+                pending=day.pending,
+                rect_rate=day.completion_rate,
+                overdue=day.hazards_overdue,
+                red_helmet_events=day.red_helmet_events,
+                party_events=presence.events,
+                party_persons=len(presence.persons),
+            )
+        )
+    context = {
+        "days": rows,
+        "sites": sites,
+        "rules": [r.value for r in RuleKind],
+        "filters": {"site": site, "date_from": start.isoformat(), "date_to": end.isoformat()},
+    }
+    return render(
+        request, "dashboard.html", context, user=viewer.user, csrf_token=viewer.csrf_token
+    )

@@ -1,0 +1,184 @@
+"""Read pages: the event list (filters, paging, thumbnails), its CSV export, the event
+page and the media behind them (auth-checked, with HTTP Range for the clip)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from edge.events import RuleKind
+from server.api.deps import StoreDep
+from server.db.models import DismissReason, MediaKind
+from server.db.types import utcnow
+from server.services import audit as audit_service
+from server.services.errors import ServiceError
+from server.services.events import get_event
+from server.services.media import get_media
+from server.ui import queries, views
+from server.ui.csv_rows import csv_chunks
+from server.ui.deps import DbDep, Viewer, ViewerDep, error_page, service_error_page
+from server.ui.rendering import render
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+RULES = [r.value for r in RuleKind]
+OptionalText = Annotated[str | None, Query(max_length=64)]
+
+
+def _filters(
+    site: str | None,
+    camera: str | None,
+    rule: str | None,
+    status: str | None,
+    date_from: str | None,
+    date_to: str | None,
+) -> queries.EventFilters:
+    return queries.parse_filters(
+        site=site,
+        camera=camera,
+        rule=rule,
+        status=status,
+        date_from=date_from,
+        date_to=date_to,
+        rules=RULES,
+    )
+
+
+def _site_names(db: Session, viewer: Viewer) -> dict[str, str]:
+    return {s.id: s.name for s in queries.visible_sites(db, viewer.user)}
+
+
+@router.get("/events", include_in_schema=False)
+def event_list(
+    request: Request,
+    db: DbDep,
+    viewer: ViewerDep,
+    site: OptionalText = None,
+    camera: OptionalText = None,
+    rule: OptionalText = None,
+    status: OptionalText = None,
+    date_from: OptionalText = None,
+    date_to: OptionalText = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    try:
+        filters = _filters(site, camera, rule, status, date_from, date_to)
+    except queries.FilterError as exc:
+        return error_page(request, viewer, 400, str(exc))
+    now = utcnow()
+    result = queries.list_events(db, user=viewer.user, filters=filters, page=page, now=now)
+    sites = queries.visible_sites(db, viewer.user)
+    names = {s.id: s.name for s in sites}
+    filter_query = urlencode(filters.query_items())
+
+    def page_query(number: int) -> str:
+        return urlencode([*filters.query_items(), ("page", str(number))])
+
+    context = {
+        "filters": filters,
+        "filter_query": filter_query,
+        "page_query": page_query,
+        "page": {
+            "rows": views.event_rows(result.rows, names, now),
+            "total": result.total,
+            "number": result.number,
+            "pages": result.pages,
+        },
+        "sites": sites,
+        "cameras": queries.cameras_of(db, viewer.user),
+        "rules": RULES,
+        "statuses": queries.STATUS_FILTERS,
+    }
+    return render(request, "events.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
+
+
+@router.get("/events.csv", include_in_schema=False)
+def event_csv(
+    request: Request,
+    viewer: ViewerDep,
+    site: OptionalText = None,
+    camera: OptionalText = None,
+    rule: OptionalText = None,
+    status: OptionalText = None,
+    date_from: OptionalText = None,
+    date_to: OptionalText = None,
+) -> Response:
+    """The filtered list (same filters as the page) as CSV, streamed."""
+    try:
+        filters = _filters(site, camera, rule, status, date_from, date_to)
+    except queries.FilterError as exc:
+        return error_page(request, viewer, 400, str(exc))
+    database = request.app.state.db
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        csv_chunks(database, user_id=viewer.user.id, filters=filters, now=utcnow()),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="sitewatch-events-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _audit_lines(db: Session, viewer: Viewer, event_id: uuid.UUID) -> list[views.AuditLine]:
+    entries = [
+        *audit_service.list_entries(
+            db, user=viewer.user, object_type="event", object_id=str(event_id)
+        ),
+        *audit_service.list_entries(
+            db, user=viewer.user, object_type="hazard", object_id=str(event_id)
+        ),
+    ]
+    return views.audit_lines(entries)
+
+
+@router.get("/events/{event_id}", include_in_schema=False)
+def event_page(request: Request, db: DbDep, viewer: ViewerDep, event_id: uuid.UUID) -> Response:
+    try:
+        event = get_event(db, user=viewer.user, event_id=event_id)
+    except ServiceError as exc:
+        return service_error_page(request, viewer, exc)
+    now = utcnow()
+    detail = views.event_detail(
+        db,
+        event,
+        site_name=_site_names(db, viewer).get(event.site_id, event.site_id),
+        audit=_audit_lines(db, viewer, event_id),
+        now=now,
+    )
+    context = {
+        "ev": detail,
+        "can_edit": viewer.can_edit,
+        "dismiss_reasons": [r.value for r in DismissReason],
+        "default_deadline": (now + timedelta(days=3)).date().isoformat(),
+    }
+    return render(request, "event.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
+
+
+@router.get("/events/{event_id}/media/{kind}", include_in_schema=False)
+def event_media(
+    db: DbDep, store: StoreDep, viewer: ViewerDep, event_id: uuid.UUID, kind: MediaKind
+) -> Response:
+    """A media file of an event the user may see; Range requests work (clip seeking)."""
+    try:
+        media = get_media(db, user=viewer.user, event_id=event_id, kind=kind)
+    except ServiceError as exc:
+        return Response(exc.message, status_code=exc.status, media_type="text/plain")
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    path = store.local_path(media.stored_name)
+    if path is not None:
+        if not path.is_file():
+            logger.error("media file of event %s (%s) is missing: %s", event_id, kind.value, path)
+            return Response("media file is missing", status_code=404, media_type="text/plain")
+        return FileResponse(path, media_type=media.content_type, headers=headers)
+    return StreamingResponse(
+        store.open(media.stored_name), media_type=media.content_type, headers=headers
+    )

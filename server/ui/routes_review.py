@@ -1,0 +1,179 @@
+"""Form posts of the event page: verdict, rectification, evidence, acceptance.
+
+Every post goes through the core's ``current_session`` (login + CSRF token) and the
+core's services, which check the role (viewers are refused) and the site scope, and
+write the audit log. A success answers 303 back to the event page.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.responses import RedirectResponse, Response
+
+from server.api.deps import SettingsDep, StoreDep
+from server.db.models import DismissReason, MediaKind, ReviewStatus
+from server.media import MediaError, receive_upload
+from server.services import hazards
+from server.services.errors import Invalid, ServiceError
+from server.services.events import set_verdict
+from server.services.media import ALLOWED_CONTENT
+from server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+Note = Annotated[str, Form(max_length=1000)]
+VERDICTS = {"confirm": ReviewStatus.CONFIRMED, "dismiss": ReviewStatus.DISMISSED}
+
+
+def _back(event_id: uuid.UUID, anchor: str) -> Response:
+    return RedirectResponse(f"/ui/events/{event_id}#{anchor}", status_code=303)
+
+
+def _run(
+    request: Request, viewer: Viewer, action: Callable[[], object], back: Response
+) -> Response:
+    """Run a service call; its error becomes an error page with the service's status."""
+    try:
+        action()
+    except ServiceError as exc:
+        logger.info("UI action refused for %s: %s", viewer.user.username, exc.message)
+        return service_error_page(request, viewer, exc)
+    return back
+
+
+def _text(value: str) -> str | None:
+    return value.strip() or None
+
+
+@router.post("/events/{event_id}/verdict", include_in_schema=False)
+def post_verdict(
+    request: Request,
+    db: DbDep,
+    viewer: ActingViewerDep,
+    event_id: uuid.UUID,
+    verdict: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    note: Note = "",
+) -> Response:
+    if verdict not in VERDICTS:
+        return error_page(
+            request, viewer, 400, f"verdict must be confirm or dismiss, got {verdict!r}"
+        )
+    try:
+        dismiss_reason = DismissReason(reason) if reason and verdict == "dismiss" else None
+    except ValueError:
+        return error_page(request, viewer, 400, f"unknown dismiss reason {reason!r}")
+    return _run(
+        request,
+        viewer,
+        lambda: set_verdict(
+            db,
+            user=viewer.user,
+            event_id=event_id,
+            verdict=VERDICTS[verdict],
+            reason=dismiss_reason,
+            note=_text(note),
+        ),
+        _back(event_id, "verdict"),
+    )
+
+
+def deadline_end_of_day(raw: str) -> datetime:
+    """A deadline day from the form means "by the end of that day" (UTC)."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError as exc:
+        raise Invalid(f"deadline: {raw!r} is not a date (YYYY-MM-DD)") from exc
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+@router.post("/events/{event_id}/rectification", include_in_schema=False)
+def post_rectification(
+    request: Request,
+    db: DbDep,
+    viewer: ActingViewerDep,
+    event_id: uuid.UUID,
+    assignee: Annotated[str, Form(max_length=200)],
+    deadline: Annotated[str, Form(max_length=32)],
+    note: Note = "",
+) -> Response:
+    return _run(
+        request,
+        viewer,
+        lambda: hazards.assign_hazard(
+            db,
+            user=viewer.user,
+            event_id=event_id,
+            responsible=assignee,
+            deadline=deadline_end_of_day(deadline),
+            note=_text(note),
+        ),
+        _back(event_id, "rectification"),
+    )
+
+
+@router.post("/events/{event_id}/evidence", include_in_schema=False)
+def post_evidence(
+    request: Request,
+    db: DbDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    viewer: ActingViewerDep,
+    event_id: uuid.UUID,
+    photo: Annotated[UploadFile, File()],
+    note: Note = "",
+) -> Response:
+    """The site's proof of the fix: a JPEG checked by its bytes and size, and a note."""
+    try:
+        received = receive_upload(
+            photo.file,
+            staging_dir=store.staging_dir(),
+            max_bytes=settings.max_evidence_bytes,
+            allowed=ALLOWED_CONTENT[MediaKind.EVIDENCE],
+            what="evidence photo",
+        )
+    except MediaError as exc:
+        return error_page(request, viewer, exc.status, str(exc))
+    try:
+        hazards.submit_evidence(
+            db,
+            user=viewer.user,
+            store=store,
+            event_id=event_id,
+            photo=received,
+            note=_text(note),
+        )
+    except ServiceError as exc:
+        received.path.unlink(missing_ok=True)
+        return service_error_page(request, viewer, exc)
+    return _back(event_id, "rectification")
+
+
+@router.post("/events/{event_id}/acceptance", include_in_schema=False)
+def post_acceptance(
+    request: Request,
+    db: DbDep,
+    viewer: ActingViewerDep,
+    event_id: uuid.UUID,
+    decision: Annotated[str, Form()],
+    note: Note = "",
+) -> Response:
+    if decision not in ("accept", "reject"):
+        return error_page(
+            request, viewer, 400, f"decision must be accept or reject, got {decision!r}"
+        )
+    return _run(
+        request,
+        viewer,
+        lambda: hazards.decide(
+            db, user=viewer.user, event_id=event_id, accept=decision == "accept", note=_text(note)
+        ),
+        _back(event_id, "rectification"),
+    )

@@ -1,0 +1,156 @@
+"""The review UI in a real browser (Debian's chromium via Playwright) against a real
+server: log in, filter, watch the clip, judge, run the hazard loop; roles and sites."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ui_seed import PASSWORD, Seeded, login
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT_DIR = Path(os.environ.get("SITEWATCH_UI_SCREENSHOTS", "/tmp/sitewatch-ui-shots"))
+
+
+def _row_ids(page: Any) -> set[str]:
+    return set(
+        page.eval_on_selector_all("tr.event-row", "rows => rows.map(r => r.dataset.eventId)")
+    )
+
+
+def _check_clip_plays(page: Any) -> None:
+    """The clip loads (readyState >= 2), plays (currentTime advances), seeks, no error."""
+    page.wait_for_function("document.getElementById('clip').readyState >= 2")
+    page.evaluate("document.getElementById('clip').play()")
+    page.wait_for_function("document.getElementById('clip').currentTime > 0.4")
+    page.evaluate("document.getElementById('clip').pause()")
+    page.evaluate(
+        """() => new Promise(done => {
+             const v = document.getElementById('clip');
+             v.addEventListener('seeked', done, {once: true});
+             v.currentTime = 1.5;
+           })"""
+    )
+    assert abs(page.evaluate("document.getElementById('clip').currentTime") - 1.5) < 0.2
+    assert page.evaluate("document.getElementById('clip').error") is None
+    assert page.is_hidden("#clip-error")
+
+
+def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) -> None:
+    page = login(browser, seeded.base_url, "rev-a")
+    ev = seeded.events
+    assert _row_ids(page) == {str(ev["a_helmet"]), str(ev["a_edge"]), str(ev["a_overdue"])}
+    assert page.is_visible("img[alt='快照']")
+
+    # Filter by rule, then by camera + status: the list and the CSV link follow.
+    page.select_option("select[name=rule]", "fall_edge")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**rule=fall_edge**")
+    assert _row_ids(page) == {str(ev["a_edge"])}
+    page.goto("/ui/events?camera=cam-gate&status=pending")
+    assert _row_ids(page) == {str(ev["a_helmet"])}
+    csv_text = page.request.get(page.get_attribute("#csv-export", "href")).text()
+    assert csv_text.lstrip("\ufeff").startswith("event_id,site_id")
+    assert str(ev["a_helmet"]) in csv_text and str(ev["a_overdue"]) not in csv_text
+
+    # Open the event: clip, snapshot, box overlay, face, details.
+    page.click(f"tr[data-event-id='{ev['a_helmet']}'] td a >> nth=1")
+    page.wait_for_url(f"**/ui/events/{ev['a_helmet']}")
+    _check_clip_plays(page)
+    assert page.evaluate("document.getElementById('snapshot').naturalWidth") == 320
+    assert page.evaluate("document.getElementById('face').naturalWidth") == 48
+    assert page.get_attribute("#boxes rect.bbox", "width") == "50.0"
+    assert page.inner_text("#track-id") == "7"
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "event-page.png"), full_page=True)
+
+    # Verdict, rectification, evidence, acceptance; each step shows on the page.
+    page.fill("#confirm-form textarea[name=note]", "工人未戴安全帽")
+    page.click("#confirm-form button[type=submit]")
+    assert page.inner_text("#event-status") == "确认隐患"
+    page.fill("#assign-form input[name=assignee]", "李班长")
+    page.click("#assign-form button[type=submit]")
+    assert page.inner_text("#rect-assignee") == "李班长"
+    assert page.inner_text("#event-status") == "整改中"
+    page.set_input_files("#evidence-form input[name=photo]", str(seeded.media["evidence"]))
+    page.fill("#evidence-form textarea[name=note]", "已佩戴安全帽")
+    page.click("#evidence-form button[type=submit]")
+    assert page.inner_text("#event-status") == "待验收"
+    assert page.evaluate("document.querySelector('#evidence-list img').naturalWidth") == 320
+    page.click("#review-form button[value=accept]")
+    assert page.inner_text("#event-status") == "已验收"
+    actions = page.eval_on_selector_all(
+        "#audit-table td[data-action]", "cells => cells.map(c => c.textContent)"
+    )
+    assert actions == ["审核结论", "下发整改", "提交整改证据", "验收通过"]
+    assert page.locator("form").count() == 1  # only logout is left
+    page.context.close()
+
+
+def test_overdue_hazard_is_highlighted_and_counted(browser: Any, seeded: Seeded) -> None:
+    page = login(browser, seeded.base_url, "rev-a", lang="en")
+    overdue = seeded.events["a_overdue"]
+    row = page.locator(f"tr[data-event-id='{overdue}']")
+    assert "overdue" in (row.get_attribute("class") or "")
+    assert row.locator(".badge.overdue").inner_text() == "Overdue"
+    page.goto("/ui/events?status=overdue")
+    assert _row_ids(page) == {str(overdue)}
+    page.goto(f"/ui/events/{overdue}")
+    assert page.is_visible("#overdue-badge")
+    page.goto("/ui/dashboard?date_from=2026-11-19&date_to=2026-11-20")
+    day_row = page.locator("tr[data-site='site-a'][data-day='2026-11-19']")
+    assert day_row.locator("td.overdue").inner_text() == "1"
+    page.context.close()
+
+
+def test_viewer_sees_everything_but_changes_nothing(browser: Any, seeded: Seeded) -> None:
+    page = login(browser, seeded.base_url, "view-a")
+    event_id = seeded.events["a_edge"]
+    page.goto(f"/ui/events/{event_id}")
+    assert page.inner_text("#event-status") == "待审核"
+    assert page.locator("#confirm-form, #dismiss-form, #assign-form").count() == 0
+    csrf = page.get_attribute("form[action='/ui/logout'] input[name=csrf_token]", "value")
+    url = f"/ui/events/{event_id}/verdict"
+    forged = page.request.post(url, form={"verdict": "confirm", "csrf_token": csrf})
+    assert forged.status == 403
+    no_csrf = page.request.post(url, form={"verdict": "confirm"})
+    assert no_csrf.status == 403
+    page.reload()
+    assert page.inner_text("#event-status") == "待审核"
+    page.context.close()
+
+
+def test_users_of_one_site_cannot_see_another(browser: Any, seeded: Seeded) -> None:
+    page = login(browser, seeded.base_url, "rev-b")
+    assert _row_ids(page) == {str(seeded.events["b_helmet"])}
+    other = seeded.events["a_helmet"]
+    assert page.goto(f"/ui/events/{other}").status == 404
+    assert page.request.get(f"/ui/events/{other}/media/clip").status == 404
+    assert page.request.get(f"/ui/events/{other}/media/snapshot").status == 404
+    page.goto("/ui/events?site=site-a")
+    assert _row_ids(page) == set()
+    page.context.close()
+
+
+def test_login_language_and_logout(browser: Any, seeded: Seeded) -> None:
+    context = browser.new_context(base_url=seeded.base_url)
+    page = context.new_page()
+    page.goto("/ui/login")
+    page.fill("input[name=username]", "rev-a")
+    page.fill("input[name=password]", PASSWORD + "x")
+    page.click("#login-form button[type=submit]")
+    assert page.inner_text("[role=alert]") == "用户名或密码错误"
+    page.click("a.lang-switch")
+    assert page.inner_text("h1") == "Log in"
+    page.fill("input[name=username]", "rev-a")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    assert page.inner_text("h1") == "Events"
+    page.click("form[action='/ui/logout'] button")
+    page.wait_for_url("**/ui/login")
+    page.goto("/ui/events")
+    assert "/ui/login" in page.url
+    context.close()
