@@ -50,11 +50,12 @@ def replay(
     from edge.config import ConfigError
     from edge.detector import Detector, ModelError
     from edge.replay import run_replay
-    from edge.video import VideoError
+    from edge.video import VideoError, VideoReader
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         site, cam = _site_and_camera(video, config, camera)
+        VideoReader(video).close()  # a bad file is reported before the model loads
         detector = Detector.from_config(site.model, config)
         with _progress(video) as on_progress:
             result = run_replay(

@@ -1,0 +1,178 @@
+"""Heads to people, helmet colour to role, and smoothing over time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.attributes import HelmetAttributes, associate_heads
+from edge.config import AttributesConfig
+from edge.detections import CLASS_NAME, HEAD_XYXY, HELMET_COLOUR, HELMET_STATE, ROLE, Detections
+from edge.events import HelmetColour, HelmetState
+
+FRAME = np.zeros((400, 600, 3), np.uint8)
+
+
+def _persons(boxes: list[tuple[float, float, float, float]], ids: list[int]) -> Detections:
+    return Detections(
+        xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+        confidence=np.full(len(boxes), 0.9, np.float32),
+        tracker_id=np.array(ids, int),
+        data={CLASS_NAME: np.array(["person"] * len(boxes))},
+    )
+
+
+def _heads(boxes: list[tuple[float, float, float, float]], names: list[str]) -> Detections:
+    return Detections(
+        xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+        confidence=np.full(len(boxes), 0.8, np.float32),
+        data={CLASS_NAME: np.array(names, dtype=str)},
+    )
+
+
+def _fixed_colour(colour: HelmetColour):
+    calls: list[int] = []
+
+    def classify(frame: np.ndarray, xyxy: np.ndarray) -> list[HelmetColour]:
+        calls.append(len(xyxy))
+        return [colour] * len(xyxy)
+
+    classify.calls = calls  # type: ignore[attr-defined]
+    return classify
+
+
+# --- association -------------------------------------------------------------------
+
+
+def test_each_head_goes_to_the_person_it_sits_on() -> None:
+    persons = [(100, 100, 160, 300), (300, 100, 360, 300)]
+    heads = [(315, 100, 345, 130), (115, 102, 145, 132)]
+    assert associate_heads(np.array(persons), np.array(heads), 0.6).tolist() == [1, 0]
+
+
+def test_a_head_low_in_the_box_or_outside_it_is_not_assigned() -> None:
+    persons = [(100, 100, 160, 300)]
+    low_head = [(115, 250, 145, 280)]  # at the person's knees: someone else's head
+    outside = [(200, 100, 230, 130)]
+    assert associate_heads(np.array(persons), np.array(low_head), 0.6).tolist() == [-1]
+    assert associate_heads(np.array(persons), np.array(outside), 0.6).tolist() == [-1]
+    assert associate_heads(np.array(persons), np.empty((0, 4)), 0.6).tolist() == [-1]
+    assert associate_heads(np.empty((0, 4)), np.array(outside), 0.6).tolist() == []
+
+
+def test_overlapping_people_each_get_their_own_head() -> None:
+    # Two people overlapping: both heads lie inside the wider (front) person's box, but the
+    # centred one is theirs; the other belongs to the person behind.
+    persons = [(100, 100, 220, 330), (170, 90, 230, 300)]
+    heads = [(185, 92, 215, 122), (140, 105, 175, 140)]
+    assert associate_heads(np.array(persons), np.array(heads), 0.6).tolist() == [1, 0]
+
+
+def test_one_head_per_person_and_more_heads_than_people() -> None:
+    persons = [(100, 100, 160, 300)]
+    heads = [(100, 100, 130, 130), (117, 105, 147, 135)]  # two candidates, both inside
+    # the second is centred on the person (x 130): it wins; the other stays unassigned
+    assert associate_heads(np.array(persons), np.array(heads), 0.6).tolist() == [1]
+
+
+# --- states, colours, roles --------------------------------------------------------
+
+
+def test_helmet_colour_and_role_are_filled() -> None:
+    attrs = HelmetAttributes(AttributesConfig(), classify_colours=_fixed_colour(HelmetColour.RED))
+    persons = _persons(
+        [(100, 100, 160, 300), (300, 100, 360, 300), (450, 100, 510, 300)], [1, 2, 3]
+    )
+    heads = _heads([(115, 102, 145, 132), (315, 100, 345, 130)], ["helmet", "head"])
+    out = attrs.update(persons, heads, FRAME, now_s=0.0)
+    assert out.data[HELMET_STATE].tolist() == ["helmet", "bare", "unknown"]
+    assert out.data[HELMET_COLOUR].tolist() == ["red", "", ""]
+    assert out.data[ROLE].tolist() == ["party_member", "", ""]
+    np.testing.assert_allclose(out.data[HEAD_XYXY][0], [115, 102, 145, 132])
+    assert np.isnan(out.data[HEAD_XYXY][2]).all()
+    assert persons.data.keys() == {CLASS_NAME}  # the input is not mutated
+
+
+def test_unmapped_colour_is_a_plain_worker() -> None:
+    attrs = HelmetAttributes(
+        AttributesConfig(), classify_colours=_fixed_colour(HelmetColour.YELLOW)
+    )
+    out = attrs.update(
+        _persons([(100, 100, 160, 300)], [1]),
+        _heads([(115, 102, 145, 132)], ["helmet"]),
+        FRAME,
+        0.0,
+    )
+    assert out.data[ROLE].tolist() == ["worker"]
+
+
+def test_real_colour_classifier_on_a_red_helmet() -> None:
+    frame = FRAME.copy()
+    frame[102:132, 115:145] = (30, 30, 220)  # BGR red
+    attrs = HelmetAttributes(AttributesConfig())
+    out = attrs.update(
+        _persons([(100, 100, 160, 300)], [1]),
+        _heads([(115, 102, 145, 132)], ["helmet"]),
+        frame,
+        0.0,
+    )
+    assert out.data[HELMET_COLOUR].tolist() == ["red"]
+    assert out.data[ROLE].tolist() == ["party_member"]
+
+
+# --- smoothing over time -----------------------------------------------------------
+
+
+def _step(attrs: HelmetAttributes, t: float, head: str | None) -> tuple[str, str]:
+    persons = _persons([(100, 100, 160, 300)], [7])
+    heads = _heads([(115, 102, 145, 132)], [head]) if head else _heads([], [])
+    out = attrs.update(persons, heads, FRAME, now_s=t)
+    return str(out.data[HELMET_STATE][0]), str(out.data[HELMET_COLOUR][0])
+
+
+def test_one_wrong_or_missed_frame_does_not_flip_the_state() -> None:
+    attrs = HelmetAttributes(
+        AttributesConfig(helmet_window_s=1.5), classify_colours=_fixed_colour(HelmetColour.BLUE)
+    )
+    seq = ["helmet", "helmet", "helmet", None, "head", "helmet", "helmet"]
+    states = [_step(attrs, i * 0.2, h) for i, h in enumerate(seq)]
+    assert all(s == ("helmet", "blue") for s in states)
+
+
+def test_a_lasting_change_wins_after_the_window() -> None:
+    attrs = HelmetAttributes(
+        AttributesConfig(helmet_window_s=1.0), classify_colours=_fixed_colour(HelmetColour.WHITE)
+    )
+    t = 0.0
+    for _ in range(5):
+        assert _step(attrs, t, "helmet")[0] == HelmetState.HELMET.value
+        t += 0.2
+    states = []
+    for _ in range(8):  # the helmet comes off
+        states.append(_step(attrs, t, "head")[0])
+        t += 0.2
+    assert states[0] == "helmet"  # one bare frame is not enough
+    assert states[-1] == "bare"
+    assert _step(attrs, t, "head") == ("bare", "")
+
+
+def test_no_head_for_a_whole_window_is_unknown() -> None:
+    attrs = HelmetAttributes(
+        AttributesConfig(helmet_window_s=1.0), classify_colours=_fixed_colour(HelmetColour.BLUE)
+    )
+    assert _step(attrs, 0.0, "head")[0] == "bare"
+    assert _step(attrs, 0.6, None)[0] == "bare"
+    assert _step(attrs, 1.2, None)[0] == "unknown"
+
+
+def test_state_of_vanished_tracks_is_pruned() -> None:
+    classify = _fixed_colour(HelmetColour.BLUE)
+    attrs = HelmetAttributes(AttributesConfig(helmet_window_s=1.0), classify_colours=classify)
+    for i in range(50):  # 50 different people pass by, one at a time
+        attrs.update(
+            _persons([(100, 100, 160, 300)], [i]),
+            _heads([(115, 102, 145, 132)], ["helmet"]),
+            FRAME,
+            now_s=i * 0.5,
+        )
+    assert len(attrs.tracked_ids) <= 3
+    assert classify.calls == [1] * 50  # type: ignore[attr-defined]
