@@ -111,7 +111,7 @@ class ServerEnv:
         with self.database.session() as db:
             new = admin.create_device(db, actor=None, site_id=site_id, name=name)
         client = self.client({"Authorization": f"Bearer {new.token}"})
-        client.device_id = new.device.id  # type: ignore[attr-defined]
+        client.device_id = new.device.id
         return client
 
     def user(self, username: str, role: Role, sites: list[str] | None = None) -> TestClient:
