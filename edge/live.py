@@ -262,6 +262,13 @@ class EdgeRunner:
         )
 
     def start(self) -> None:
+        logger.info(
+            "edge starting: site %s, %d camera(s), outbox %s (%d items waiting)",
+            self.site.site.id,
+            len(self.workers),
+            self.outbox.root,
+            self.outbox.depth(),
+        )
         if self.tuning.metrics_port is not None:
             self.metrics_port = self.metrics.serve(
                 self.tuning.metrics_port, self.tuning.metrics_host
@@ -273,13 +280,6 @@ class EdgeRunner:
             worker.start()
         if self.uploader is not None:
             self.uploader.start()
-        logger.info(
-            "edge running: site %s, %d camera(s), outbox %s (%d items waiting)",
-            self.site.site.id,
-            len(self.workers),
-            self.outbox.root,
-            self.outbox.depth(),
-        )
 
     def run(self) -> None:
         """Start, then refresh metrics until ``stop()`` (call from the main thread)."""

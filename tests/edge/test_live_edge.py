@@ -1,12 +1,13 @@
 """The live edge box end to end: a real RTSP server (gst-rtsp-server) streaming a real
 video, ``sitewatch edge run`` as a subprocess with the real pipeline (ONNX detector,
 tracker, rules: the whole frame is a restricted zone, so every person raises an event),
-and the central server. Each fault test ends with nothing lost and nothing duplicated:
-every event the edge spooled is on the server exactly once, with its media."""
+and the real central server (``sitewatch server`` subprocess, SQLite). Each fault test
+ends with nothing lost and nothing duplicated: every event the edge spooled is on the server exactly once, with its media."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import shared_file
+from tests.edge.live_central import RealCentral
 from tests.edge.live_support import EdgeProcess, Spool, wait_for, write_site
-from tests.edge.live_support import central_server as make_central
 from tests.rtsp_server import RtspServer, system_rtsp_available
 
 pytestmark = pytest.mark.slow
@@ -39,13 +40,13 @@ def rtsp(tmp_path: Path) -> Iterator[RtspServer]:
 
 
 @pytest.fixture
-def central(tmp_path: Path) -> Iterator[Any]:
-    server = make_central(tmp_path / "central", site_id=SITE)
+def central(tmp_path: Path) -> Iterator[RealCentral]:
+    server = RealCentral(tmp_path / "central", site_id=SITE)
     yield server
     server.stop()
 
 
-def site_config(tmp_path: Path, rtsp: RtspServer, central: Any, **kw: Any) -> Path:
+def site_config(tmp_path: Path, rtsp: RtspServer, central: RealCentral, **kw: Any) -> Path:
     edge_dir = tmp_path / "edge"
     edge_dir.mkdir(exist_ok=True)
     model = shared_file("models/yolov8n-coco-int8.onnx")
@@ -60,7 +61,9 @@ def site_config(tmp_path: Path, rtsp: RtspServer, central: Any, **kw: Any) -> Pa
     )
 
 
-def assert_delivered_exactly_once(spool: Spool, central: Any, *, clips: bool = True) -> None:
+def assert_delivered_exactly_once(
+    spool: Spool, central: RealCentral, *, clips: bool = True
+) -> None:
     """Every event the edge raised is on the server once, nothing else is, media complete."""
     raised = spool.started_event_ids()
     on_server = central.events()
@@ -99,7 +102,7 @@ def ffprobe_codec(data: bytes, folder: Path) -> str:
 
 
 def test_events_with_playable_clips_reach_the_server(
-    tmp_path: Path, rtsp: RtspServer, central: Any
+    tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     central.start()
     edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()
@@ -123,7 +126,9 @@ def test_events_with_playable_clips_reach_the_server(
     assert beat is not None and beat["cameras"][0]["camera_id"] == "gate-cam"
 
 
-def test_rtsp_server_restarted_mid_stream(tmp_path: Path, rtsp: RtspServer, central: Any) -> None:
+def test_rtsp_server_restarted_mid_stream(
+    tmp_path: Path, rtsp: RtspServer, central: RealCentral
+) -> None:
     central.start()
     edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()
     try:
@@ -150,7 +155,7 @@ def test_rtsp_server_restarted_mid_stream(tmp_path: Path, rtsp: RtspServer, cent
 
 
 def test_central_server_down_then_back_drains_the_outbox(
-    tmp_path: Path, rtsp: RtspServer, central: Any
+    tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     spool = Spool(tmp_path / "edge" / "spool")
     edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()  # server not started
@@ -173,7 +178,7 @@ def test_central_server_down_then_back_drains_the_outbox(
 
 
 def test_edge_killed_mid_upload_then_restarted(
-    tmp_path: Path, rtsp: RtspServer, central: Any
+    tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     spool = Spool(tmp_path / "edge" / "spool")
     config = site_config(tmp_path, rtsp, central)
@@ -196,14 +201,15 @@ def test_edge_killed_mid_upload_then_restarted(
     # A clip still being recorded at the SIGKILL lived in memory only: those events
     # arrive with their snapshots but without a clip. Everything spooled arrives once.
     assert_delivered_exactly_once(spool, central, clips=False)
-    assert "items waiting" in second.log_text()
+    waiting = re.findall(r"\((\d+) items waiting\)", second.log_text())
+    assert int(waiting[-1]) == left  # the restarted edge resumed the killed one's outbox
 
 
 def test_spool_disk_limit_drops_oldest_media_first(
-    tmp_path: Path, rtsp: RtspServer, central: Any
+    tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     spool = Spool(tmp_path / "edge" / "spool")
-    edge = EdgeProcess(site_config(tmp_path, rtsp, central, max_bytes=600_000)).start()
+    edge = EdgeProcess(site_config(tmp_path, rtsp, central, max_bytes=350_000)).start()
     try:
         wait_for(
             lambda: edge.metric("sitewatch_edge_outbox_dropped_total") >= 1,
@@ -212,7 +218,7 @@ def test_spool_disk_limit_drops_oldest_media_first(
         )
         assert edge.metric("sitewatch_edge_outbox_dropped_total", reason="spool_full") >= 1
         assert edge.metric("sitewatch_edge_outbox_dropped_total", kind="event") == 0
-        assert edge.metric("sitewatch_edge_outbox_bytes") <= 600_000
+        assert edge.metric("sitewatch_edge_outbox_bytes") <= 350_000
         central.start()
         wait_for(lambda: spool.depth() == 0, 60, "the outbox to drain")
     finally:
