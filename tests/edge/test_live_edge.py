@@ -2,7 +2,8 @@
 video, ``sitewatch edge run`` as a subprocess with the real pipeline (ONNX detector,
 tracker, rules: the whole frame is a restricted zone, so every person raises an event),
 and the real central server (``sitewatch server`` subprocess, SQLite). Each fault test
-ends with nothing lost and nothing duplicated: every event the edge spooled is on the server exactly once, with its media."""
+ends with nothing lost and nothing duplicated: every event the edge spooled is on the
+server exactly once, with its media."""
 
 from __future__ import annotations
 
