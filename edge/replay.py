@@ -200,8 +200,13 @@ def _count(result: ReplayResult, processed: FrameResult) -> None:
 
 
 def events_by_rule(result: ReplayResult) -> dict[tuple[str, str], int]:
-    """Number of events per (rule, severity at start)."""
+    """Number of events per (rule, highest severity any of the event's messages had)."""
+    highest: dict[object, Event] = {}
+    for message in result.messages:
+        known = highest.get(message.event_id)
+        if known is None or message.severity.rank > known.severity.rank:
+            highest[message.event_id] = message
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for event in result.events:
+    for event in highest.values():
         counts[(event.rule.value, event.severity.value)] += 1
     return dict(sorted(counts.items()))

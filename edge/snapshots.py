@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 import cv2
 import numpy as np
 
 from edge.events import Event, EventPhase
+from edge.video import Closing
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return buffer.tobytes()
 
 
-class EventRecorder:
+class EventRecorder(Closing):
     """Records events in ``out_dir``; use as a context manager."""
 
     def __init__(self, out_dir: Path, *, id_seed: str | None = None) -> None:
@@ -81,14 +81,3 @@ class EventRecorder:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> EventRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import av
 import av.error
@@ -25,6 +26,24 @@ logger = logging.getLogger(__name__)
 
 #: Origin of event times when the container has no ``creation_time``.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Closing:
+    """Context-manager protocol for objects with a ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class VideoError(RuntimeError):
@@ -50,7 +69,7 @@ class VideoFrame:
         return self._bgr
 
 
-class VideoReader:
+class VideoReader(Closing):
     """Iterate the frames of a video file; use as a context manager."""
 
     def __init__(self, path: Path | str) -> None:
@@ -169,17 +188,6 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class FrameSampler:
     """Chooses the frames to run detection on: at most ``fps`` per second of video time.
@@ -206,7 +214,7 @@ class FrameSampler:
         return True
 
 
-class Mp4Writer:
+class Mp4Writer(Closing):
     """Writes BGR frames to an H.264 (yuv420p) MP4 at given times; a context manager.
 
     Frames keep the times they are given (seconds from the start), so the output plays in
@@ -238,14 +246,3 @@ class Mp4Writer:
     def close(self) -> None:
         self._container.mux(self._stream.encode(None))
         self._container.close()
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -158,3 +158,32 @@ def test_unreadable_video_and_unknown_camera_fail_clearly(
     assert code == 2 and "junk.mp4" in output
     code, output = _replay(junk, tmp_path / "o2", "--config", str(site_yaml), "--camera", "x")
     assert code == 2 and "no camera 'x'" in output and "cam-1" in output
+
+
+def test_snapshot_highlights_the_event_person() -> None:
+    import numpy as np
+
+    from edge.annotate import FrameAnnotator
+    from edge.detections import Detections
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    persons = Detections(
+        xyxy=np.array([[20, 20, 80, 180], [150, 20, 210, 180]], np.float32),
+        tracker_id=np.array([3, 4]),
+        data={"helmet_state": np.array(["bare", "helmet"], dtype=object)},
+    )
+    event = Event(
+        site_id="s",
+        camera_id="c",
+        rule=RuleKind.NO_HELMET,
+        track_id=4,
+        started_at="2024-01-01T00:00:00Z",
+    )
+    image = FrameAnnotator().draw(frame, persons, highlight=event)
+    magenta = (image[..., 0] == 255) & (image[..., 1] == 0) & (image[..., 2] == 255)
+    _, xs = np.nonzero(magenta)
+    assert len(xs) > 100
+    assert xs.min() >= 140  # person #4 and its label only, nothing over person #3
+    red = (image[..., 2] > 200) & (image[..., 1] < 60) & (image[..., 0] < 60)
+    assert red[:, :100].any()  # the bare-headed person #3 is drawn red
+    assert not image[100:110, 100:140].any()  # the frame between them is untouched
