@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -35,7 +36,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     media = make_event_media(root / "source-media")
     tokens = seed_accounts(app)
     with live_server(app) as base_url:
-        events = seed_events(base_url, tokens, media)
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            events = seed_events(client, tokens, media)
         make_overdue(app, events["a_overdue"])
         yield Seeded(base_url=base_url, media=media, events=events)
 

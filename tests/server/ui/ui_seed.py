@@ -78,7 +78,8 @@ def seed_accounts(app: Any) -> dict[str, str]:
         }
 
 
-def seed_events(base_url: str, tokens: dict[str, str], media: dict[str, Path]) -> dict:
+def seed_events(client: httpx.Client, tokens: dict[str, str], media: dict[str, Path]) -> dict:
+    """The named events, pushed through the ingest API by each site's device."""
     device_media = {k: media[k] for k in ("snapshot", "snapshot_clean", "clip", "face")}
     person = {
         "track_id": 7,
@@ -89,31 +90,30 @@ def seed_events(base_url: str, tokens: dict[str, str], media: dict[str, Path]) -
         "frame_wh": list(CLIP_WH),
         "confidence": 0.81,
     }
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        a, b = tokens["site-a"], tokens["site-b"]
-        return {
-            "a_helmet": _push(
-                client, a, _event_json("site-a", "cam-gate", "no_helmet", DAY, **person),
-                device_media,
-            ),
-            "a_edge": _push(
-                client, a,
-                _event_json("site-a", "cam-roof", "fall_edge", DAY + timedelta(hours=1),
-                            track_id=3, role="party_member", helmet_state="helmet",
-                            helmet_colour="red", distance=0.8, distance_unit="m"),
-                {"snapshot": media["snapshot"]},
-            ),
-            "a_overdue": _push(
-                client, a,
-                _event_json("site-a", "cam-gate", "restricted_zone", DAY - timedelta(days=1),
-                            track_id=11, zone="crane"),
-                {"snapshot": media["snapshot"]},
-            ),
-            "b_helmet": _push(
-                client, b, _event_json("site-b", "cam-b1", "no_helmet", DAY, track_id=5),
-                {"snapshot": media["snapshot"], "clip": media["clip"]},
-            ),
-        }  # fmt: skip
+    a, b = tokens["site-a"], tokens["site-b"]
+    return {
+        "a_helmet": _push(
+            client, a, _event_json("site-a", "cam-gate", "no_helmet", DAY, **person),
+            device_media,
+        ),
+        "a_edge": _push(
+            client, a,
+            _event_json("site-a", "cam-roof", "fall_edge", DAY + timedelta(hours=1),
+                        track_id=3, role="party_member", helmet_state="helmet",
+                        helmet_colour="red", distance=0.8, distance_unit="m"),
+            {"snapshot": media["snapshot"]},
+        ),
+        "a_overdue": _push(
+            client, a,
+            _event_json("site-a", "cam-gate", "restricted_zone", DAY - timedelta(days=1),
+                        track_id=11, zone="crane"),
+            {"snapshot": media["snapshot"]},
+        ),
+        "b_helmet": _push(
+            client, b, _event_json("site-b", "cam-b1", "no_helmet", DAY, track_id=5),
+            {"snapshot": media["snapshot"], "clip": media["clip"]},
+        ),
+    }  # fmt: skip
 
 
 def make_overdue(app: Any, event_id: uuid.UUID) -> None:
