@@ -8,21 +8,26 @@ in a snapshot. Annotators are built once and reused.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import supervision as sv
 
 from edge.detections import HEAD_XYXY, HELMET_COLOUR, HELMET_STATE, Detections
 from edge.events import Event, HelmetState
+from zones.config import CameraZones
 
 _STATE_ORDER = [HelmetState.HELMET.value, HelmetState.BARE.value, HelmetState.UNKNOWN.value]
 _PALETTE = sv.ColorPalette([sv.Color(46, 204, 64), sv.Color(230, 40, 40), sv.Color(160, 160, 160)])
 HIGHLIGHT = sv.Color(255, 0, 255)
+#: BGR colours of the zones: restricted areas, fall-risk edges, posts.
+ZONE_BGR = {"restricted": (40, 40, 230), "edge": (0, 140, 255), "post": (230, 160, 40)}
 
 
 class FrameAnnotator:
     """``draw(frame, persons, highlight=event) -> annotated copy of the frame``."""
 
-    def __init__(self, thickness: int = 2) -> None:
+    def __init__(self, thickness: int = 2, zones: CameraZones | None = None) -> None:
+        self.zones = zones
         self._boxes = sv.BoxAnnotator(color=_PALETTE, thickness=thickness)
         self._heads = sv.BoxAnnotator(
             color=_PALETTE, thickness=1, color_lookup=sv.ColorLookup.INDEX
@@ -44,6 +49,8 @@ class FrameAnnotator:
         self, frame_bgr: np.ndarray, persons: Detections, *, highlight: Event | None = None
     ) -> np.ndarray:
         scene = frame_bgr.copy()
+        if self.zones is not None:
+            draw_zones(scene, self.zones)
         if len(persons):
             lookup = _state_index(persons)
             scene = self._boxes.annotate(scene, persons, custom_color_lookup=lookup)
@@ -66,6 +73,22 @@ class FrameAnnotator:
         scene = self._highlight.annotate(scene, target)
         label = event.rule.value + (f" #{event.track_id}" if event.track_id is not None else "")
         return self._highlight_label.annotate(scene, target, labels=[label])
+
+
+def draw_zones(scene: np.ndarray, zones: CameraZones) -> None:
+    """Outline the camera's zones (normalised coordinates) on ``scene`` in place."""
+    height, width = scene.shape[:2]
+
+    def pixels(points: list[tuple[float, float]]) -> np.ndarray:
+        return np.array([[x * width, y * height] for x, y in points], np.int32).reshape(-1, 1, 2)
+
+    shapes = [
+        *((z.polygon, True, ZONE_BGR["restricted"]) for z in zones.restricted),
+        *((e.polyline, False, ZONE_BGR["edge"]) for e in zones.edges),
+        *((p.polygon, True, ZONE_BGR["post"]) for p in zones.posts),
+    ]
+    for points, closed, colour in shapes:
+        cv2.polylines(scene, [pixels(points)], closed, colour, 2, cv2.LINE_AA)
 
 
 def person_labels(persons: Detections) -> list[str]:

@@ -85,11 +85,12 @@ def _timed_frames(reader: VideoReader, result: ReplayResult) -> Iterator[VideoFr
 class _Outputs:
     """Snapshots, events.jsonl and the optional MP4 for one replay."""
 
-    def __init__(self, out_dir: Path, recorder: EventRecorder, writer: Mp4Writer | None) -> None:
-        self.out_dir = out_dir
+    def __init__(
+        self, recorder: EventRecorder, writer: Mp4Writer | None, camera: CameraConfig
+    ) -> None:
         self.recorder = recorder
         self.writer = writer
-        self.annotator = FrameAnnotator()
+        self.annotator = FrameAnnotator(zones=camera.zones)
         self.persons: Detections = Detections.empty()
 
     def detected(self, image: np.ndarray, frame: FrameResult) -> None:
@@ -137,7 +138,7 @@ def run_replay(
             Mp4Writer(out_dir / ANNOTATED_VIDEO, reader.fps, reader.frame_wh) if annotate else None
         )
         with EventRecorder(out_dir, id_seed=seed) as recorder:
-            outputs = _Outputs(out_dir, recorder, writer)
+            outputs = _Outputs(recorder, writer, camera)
             last_now = _loop(
                 reader,
                 pipeline,
