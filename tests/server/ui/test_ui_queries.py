@@ -1,0 +1,114 @@
+"""The UI's own queries (hazard-state filters, overdue, party-member presence, CSV rows)
+on both back ends: SQLite and the real PostgreSQL (``server_env`` of tests/server)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.db.models import ReviewStatus, Role, User
+from server.services import admin, events, hazards
+from server.ui import queries
+from server.ui.csv_rows import csv_chunks
+from tests.server.conftest import ServerEnv, event_json, post_event
+
+NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+DAY_1 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+DAY_2 = DAY_1 + timedelta(days=1)
+
+
+def _seed(env: ServerEnv) -> dict[str, uuid.UUID]:
+    device_a, device_b = env.device("site-a"), env.device("site-b")
+    bodies = {
+        "open": event_json("site-a", started_at=DAY_1.isoformat()),
+        "late": event_json("site-a", started_at=DAY_1.isoformat(), camera_id="cam-2"),
+        "party_1": event_json(
+            "site-a", started_at=DAY_2.isoformat(), role="party_member", track_id=3
+        ),
+        "party_2": event_json(
+            "site-a", started_at=(DAY_2 + timedelta(hours=1)).isoformat(),
+            role="party_member", track_id=3, rule="fall_edge",
+        ),
+        "other_site": event_json("site-b", started_at=DAY_1.isoformat(), role="party_member"),
+    }  # fmt: skip
+    for name, body in bodies.items():
+        device = device_b if name == "other_site" else device_a
+        assert post_event(device, body).status_code in (200, 201)
+    with env.database.session() as db:
+        admin.create_user(
+            db, actor=None, username="rev", password="password-1", role=Role.REVIEWER,
+            site_ids=["site-a"],
+        )  # fmt: skip
+    return {name: uuid.UUID(body["event_id"]) for name, body in bodies.items()}
+
+
+def _reviewer(db: Session) -> User:
+    user = db.scalar(select(User).where(User.username == "rev"))
+    assert user is not None
+    return user
+
+
+def _ids(env: ServerEnv, **filters: str) -> set[uuid.UUID]:
+    with env.database.session() as db:
+        parsed = queries.parse_filters(
+            site=filters.get("site"), camera=filters.get("camera"), rule=filters.get("rule"),
+            status=filters.get("status"), date_from=filters.get("date_from"),
+            date_to=filters.get("date_to"), rules=["no_helmet", "fall_edge"],
+        )  # fmt: skip
+        page = queries.list_events(db, user=_reviewer(db), filters=parsed, page=1, now=NOW)
+        return {e.event_id for e in page.rows}
+
+
+def test_hazard_state_and_overdue_filters(server_env: ServerEnv) -> None:
+    ids = _seed(server_env)
+    with server_env.database.session() as db:
+        user = _reviewer(db)
+        for name in ("open", "late"):
+            events.set_verdict(db, user=user, event_id=ids[name], verdict=ReviewStatus.CONFIRMED)
+        hazards.assign_hazard(
+            db, user=user, event_id=ids["open"], responsible="a", deadline=NOW + timedelta(1)
+        )
+        hazards.assign_hazard(
+            db, user=user, event_id=ids["late"], responsible="b", deadline=NOW - timedelta(1)
+        )
+    everything = {ids[n] for n in ("open", "late", "party_1", "party_2")}
+    assert _ids(server_env) == everything  # never site-b's event
+    assert _ids(server_env, status="overdue") == {ids["late"]}
+    assert _ids(server_env, status="assigned") == {ids["open"], ids["late"]}
+    assert _ids(server_env, status="confirmed") == {ids["open"], ids["late"]}
+    assert _ids(server_env, status="pending") == {ids["party_1"], ids["party_2"]}
+    assert _ids(server_env, status="pending", rule="fall_edge") == {ids["party_2"]}
+    assert _ids(server_env, camera="cam-2") == {ids["late"]}
+    day = DAY_2.date().isoformat()
+    assert _ids(server_env, date_from=day, date_to=day) == {ids["party_1"], ids["party_2"]}
+    assert _ids(server_env, site="site-b") == set()
+
+
+def test_party_presence_counts_events_and_distinct_people(server_env: ServerEnv) -> None:
+    _seed(server_env)
+    with server_env.database.session() as db:
+        presence = queries.party_presence(
+            db, user=_reviewer(db), site=None, start=date(2026, 4, 30), end=date(2026, 5, 3)
+        )
+    assert set(presence) == {("site-a", DAY_2.date())}
+    entry = presence[("site-a", DAY_2.date())]
+    assert entry.events == 2 and len(entry.persons) == 1  # one track seen twice
+
+
+def test_csv_rows_follow_the_filters(server_env: ServerEnv) -> None:
+    ids = _seed(server_env)
+    with server_env.database.session() as db:
+        user_id = _reviewer(db).id
+    filters = queries.parse_filters(
+        site=None, camera=None, rule="fall_edge", status=None, date_from=None, date_to=None,
+        rules=["fall_edge"],
+    )  # fmt: skip
+    text = "".join(csv_chunks(server_env.database, user_id=user_id, filters=filters, now=NOW))
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [r["event_id"] for r in rows] == [str(ids["party_2"])]
+    assert rows[0]["role"] == "party_member" and rows[0]["review_status"] == "pending"
