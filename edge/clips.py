@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.snapshots import encode_jpeg
+
 logger = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
@@ -55,13 +57,6 @@ def downscale_even(image_bgr: np.ndarray, max_width: int) -> np.ndarray:
     if (new_w, new_h) == (width, height):
         return image_bgr
     return cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
-
-
-def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for an image of shape {image_bgr.shape}")
-    return buffer.tobytes()
 
 
 class FrameRing:
@@ -104,7 +99,9 @@ class FrameRing:
     def add(self, captured_at: datetime, image_bgr: np.ndarray) -> BufferedFrame | None:
         if not self.wants(captured_at):
             return None
-        item = BufferedFrame(captured_at, encode_jpeg(downscale_even(image_bgr, self.max_width)))
+        item = BufferedFrame(
+            captured_at, encode_jpeg(downscale_even(image_bgr, self.max_width), JPEG_QUALITY)
+        )
         with self._lock:
             self._frames.append(item)
             self._bytes += len(item.jpeg)

@@ -26,11 +26,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.capture import CameraState, CaptureThread, CaptureTuning, Frame
-from edge.clips import ClipRecorder, FrameRing, encode_jpeg
+from edge.clips import ClipRecorder, FrameRing
 from edge.config import CameraConfig, SiteConfig
 from edge.events import Event, EventPhase
 from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox, OutboxItem
+from edge.snapshots import encode_jpeg
 from edge.uploader import Outcome, Uploader, UploadTuning, resolve_token
 
 logger = logging.getLogger(__name__)

@@ -3,17 +3,21 @@ real ``sitewatch edge run`` subprocess, and reading its spool to compare with th
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
@@ -32,12 +36,14 @@ FAST_ENV = {
 }
 
 
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], object], timeout_s: float, what: str, *, poll_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(poll_s)
 
 
 def write_site(
@@ -163,3 +169,37 @@ class Spool:
 
     def history(self) -> list[tuple[Any, ...]]:
         return self._query("SELECT event_id, phase, spooled_at, started_at, acked_at FROM history")
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("needs ffprobe (apt-get install ffmpeg; scripts/setup.sh)")
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,pix_fmt,width,height,nb_frames:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(out)
+    return {**data["streams"][0], "duration": data["format"]["duration"]}
+
+
+@contextlib.contextmanager
+def running_edge(config: Path) -> Iterator[EdgeProcess]:
+    """The edge for the length of a ``with`` block; it must then stop cleanly on SIGTERM."""
+    edge = EdgeProcess(config).start()
+    try:
+        yield edge
+    finally:
+        assert edge.terminate() == 0, edge.log_text()

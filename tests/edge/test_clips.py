@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -16,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.clips import ClipRecorder, FrameRing, downscale_even, write_mp4
+from tests.edge.live_support import ffprobe
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -32,30 +30,6 @@ def real_frames() -> list[np.ndarray]:
             if len(frames) == 40:
                 break
     return frames
-
-
-def ffprobe(path: Path) -> dict[str, str]:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("needs ffprobe (apt-get install ffmpeg; scripts/setup.sh)")
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,pix_fmt,width,height,nb_frames:format=duration",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    return {**data["streams"][0], "duration": data["format"]["duration"]}
 
 
 def test_ring_is_bounded_by_age_and_bytes_and_keeps_its_rate(real_frames: list[np.ndarray]) -> None:

@@ -7,10 +7,7 @@ server exactly once, with its media."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,14 @@ import pytest
 
 from tests.conftest import shared_file
 from tests.edge.live_central import RealCentral
-from tests.edge.live_support import EdgeProcess, Spool, wait_for, write_site
+from tests.edge.live_support import (
+    EdgeProcess,
+    Spool,
+    ffprobe,
+    running_edge,
+    wait_for,
+    write_site,
+)
 from tests.rtsp_server import RtspServer, system_rtsp_available
 
 pytestmark = pytest.mark.slow
@@ -78,36 +82,11 @@ def assert_delivered_exactly_once(
             assert "clip" in media, event_id
 
 
-def ffprobe_codec(data: bytes, folder: Path) -> str:
-    path = folder / "probe.mp4"
-    path.write_bytes(data)
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,pix_fmt",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    stream = json.loads(out)["streams"][0]
-    return f"{stream['codec_name']}/{stream['pix_fmt']}"
-
-
 def test_events_with_playable_clips_reach_the_server(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     central.start()
-    edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()
-    try:
+    with running_edge(site_config(tmp_path, rtsp, central)) as edge:
         wait_for(
             lambda: edge.metric("sitewatch_edge_clips_total", outcome="written") >= 1,
             60,
@@ -115,14 +94,12 @@ def test_events_with_playable_clips_reach_the_server(
         )
         assert edge.metric("sitewatch_edge_cameras_online") == 1
         assert edge.metric("sitewatch_edge_inference_seconds_count") > 0
-    finally:
-        assert edge.terminate() == 0, edge.log_text()
     spool = Spool(tmp_path / "edge" / "spool")
     assert_delivered_exactly_once(spool, central)
-    assert shutil.which("ffprobe")
     for event_id in spool.started_event_ids():
-        clip = central.media(event_id)["clip"]
-        assert ffprobe_codec(clip, tmp_path) == "h264/yuv420p"
+        (tmp_path / "probe.mp4").write_bytes(central.media(event_id)["clip"])
+        info = ffprobe(tmp_path / "probe.mp4")
+        assert (info["codec_name"], info["pix_fmt"]) == ("h264", "yuv420p")
     beat = central.last_heartbeat()
     assert beat is not None and beat["cameras"][0]["camera_id"] == "gate-cam"
 
@@ -131,8 +108,7 @@ def test_rtsp_server_restarted_mid_stream(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     central.start()
-    edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()
-    try:
+    with running_edge(site_config(tmp_path, rtsp, central)) as edge:
         wait_for(
             lambda: edge.metric("sitewatch_edge_events_total", phase="start") >= 1,
             60,
@@ -150,8 +126,6 @@ def test_rtsp_server_restarted_mid_stream(
             60,
             "an event after the reconnect",
         )
-    finally:
-        assert edge.terminate() == 0, edge.log_text()
     assert_delivered_exactly_once(Spool(tmp_path / "edge" / "spool"), central)
 
 
@@ -159,8 +133,7 @@ def test_central_server_down_then_back_drains_the_outbox(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     spool = Spool(tmp_path / "edge" / "spool")
-    edge = EdgeProcess(site_config(tmp_path, rtsp, central)).start()  # server not started
-    try:
+    with running_edge(site_config(tmp_path, rtsp, central)) as edge:  # server not started
         wait_for(
             lambda: len(spool.started_event_ids()) >= 2 and spool.depth() >= 6,
             90,
@@ -173,8 +146,6 @@ def test_central_server_down_then_back_drains_the_outbox(
             60,
             "the outbox to drain",
         )
-    finally:
-        assert edge.terminate() == 0, edge.log_text()
     assert_delivered_exactly_once(spool, central)
 
 
@@ -189,16 +160,13 @@ def test_edge_killed_mid_upload_then_restarted(
             lambda: len(spool.started_event_ids()) >= 2 and spool.depth() >= 8, 90, "a full outbox"
         )
         central.start()
-        wait_for(lambda: len(central.events()) >= 1, 30, "uploads to begin")
+        wait_for(lambda: len(central.events()) >= 1, 30, "uploads to begin", poll_s=0.01)
     finally:
         first.kill()  # SIGKILL while the outbox is being pushed
     left = spool.depth()
     assert left > 0, "killed too late: nothing was left mid-upload"
-    second = EdgeProcess(config).start()
-    try:
+    with running_edge(config) as second:
         wait_for(lambda: spool.depth() == 0, 60, "the restarted edge to drain the outbox")
-    finally:
-        assert second.terminate() == 0, second.log_text()
     # A clip still being recorded at the SIGKILL lived in memory only: those events
     # arrive with their snapshots but without a clip. Everything spooled arrives once.
     assert_delivered_exactly_once(spool, central, clips=False)
@@ -210,8 +178,7 @@ def test_spool_disk_limit_drops_oldest_media_first(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     spool = Spool(tmp_path / "edge" / "spool")
-    edge = EdgeProcess(site_config(tmp_path, rtsp, central, max_bytes=350_000)).start()
-    try:
+    with running_edge(site_config(tmp_path, rtsp, central, max_bytes=350_000)) as edge:
         wait_for(
             lambda: edge.metric("sitewatch_edge_outbox_dropped_total") >= 1,
             90,
@@ -222,8 +189,6 @@ def test_spool_disk_limit_drops_oldest_media_first(
         assert edge.metric("sitewatch_edge_outbox_bytes") <= 350_000
         central.start()
         wait_for(lambda: spool.depth() == 0, 60, "the outbox to drain")
-    finally:
-        assert edge.terminate() == 0, edge.log_text()
     assert "outbox dropped" in edge.log_text() and "spool full" in edge.log_text()
     raised = spool.started_event_ids()
     assert set(central.events()) == raised
