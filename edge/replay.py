@@ -27,7 +27,7 @@ from edge.detector import Detector
 from edge.events import Event, EventPhase
 from edge.pipeline import STAGES, CameraPipeline, FrameResult
 from edge.snapshots import EventRecorder
-from edge.video import FrameSampler, Mp4Writer, VideoFrame, VideoReader
+from edge.video import FrameSampler, Mp4Writer, VideoError, VideoFrame, VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def run_replay(
     """Replay ``video`` and write events.jsonl, snapshots (and annotated.mp4) to out_dir.
 
     ``detect_fps`` None uses the camera's; 0 detects every frame. Raises VideoError when
-    the file cannot be opened; damage part-way is reported in the result.
+    the file cannot be opened or holds no decodable frame; damage part-way is reported in
+    the result.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,8 @@ def run_replay(
                 writer.close()
             result.messages = recorder.messages
         result.stopped_at_s, result.stop_reason = reader.stopped_at_s, reader.stop_reason
+    if reader.frames_read == 0:
+        raise VideoError(f"no frame could be decoded from {video} ({reader.stop_reason})")
     result.wall_s = time.perf_counter() - started
     return result
 

@@ -153,12 +153,16 @@ def test_a_truncated_video_is_replayed_up_to_the_damage(
 
 
 def test_unreadable_video_and_unknown_camera_fail_clearly(
-    site_yaml: Path, tmp_path: Path, coco_model: Path
+    crew_video: Path, site_yaml: Path, tmp_path: Path
 ) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"garbage" * 1000)
     code, output = _replay(junk, tmp_path / "o1")
     assert code == 2 and "junk.mp4" in output
+    header_only = tmp_path / "header-only.mp4"  # opens, but holds no frame
+    header_only.write_bytes(crew_video.read_bytes()[:20_000])
+    code, output = _replay(header_only, tmp_path / "o3", "--config", str(site_yaml))
+    assert code == 2 and "no frame could be decoded" in output and "header-only.mp4" in output
     code, output = _replay(junk, tmp_path / "o2", "--config", str(site_yaml), "--camera", "x")
     assert code == 2 and "no camera 'x'" in output and "cam-1" in output
 
