@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -33,23 +34,33 @@ RULES = [r.value for r in RuleKind]
 OptionalText = Annotated[str | None, Query(max_length=64)]
 
 
-def _filters(
-    site: str | None,
-    camera: str | None,
-    rule: str | None,
-    status: str | None,
-    date_from: str | None,
-    date_to: str | None,
-) -> queries.EventFilters:
-    return queries.parse_filters(
-        site=site,
-        camera=camera,
-        rule=rule,
-        status=status,
-        date_from=date_from,
-        date_to=date_to,
-        rules=RULES,
-    )
+@dataclass(frozen=True)
+class FilterInput:
+    """The list's filters from the query string, or what was wrong with them."""
+
+    filters: queries.EventFilters
+    error: str | None = None
+
+
+def filter_input(
+    site: OptionalText = None,
+    camera: OptionalText = None,
+    rule: OptionalText = None,
+    status: OptionalText = None,
+    date_from: OptionalText = None,
+    date_to: OptionalText = None,
+) -> FilterInput:
+    try:
+        parsed = queries.parse_filters(
+            site=site, camera=camera, rule=rule, status=status,
+            date_from=date_from, date_to=date_to, rules=RULES,
+        )  # fmt: skip
+    except queries.FilterError as exc:
+        return FilterInput(queries.EventFilters(), str(exc))
+    return FilterInput(parsed)
+
+
+FilterDep = Annotated[FilterInput, Depends(filter_input)]
 
 
 def _site_names(db: Session, viewer: Viewer) -> dict[str, str]:
@@ -61,18 +72,12 @@ def event_list(
     request: Request,
     db: DbDep,
     viewer: ViewerDep,
-    site: OptionalText = None,
-    camera: OptionalText = None,
-    rule: OptionalText = None,
-    status: OptionalText = None,
-    date_from: OptionalText = None,
-    date_to: OptionalText = None,
+    given: FilterDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    try:
-        filters = _filters(site, camera, rule, status, date_from, date_to)
-    except queries.FilterError as exc:
-        return error_page(request, viewer, 400, str(exc))
+    if given.error:
+        return error_page(request, viewer, 400, given.error)
+    filters = given.filters
     now = utcnow()
     result = queries.list_events(db, user=viewer.user, filters=filters, page=page, now=now)
     sites = queries.visible_sites(db, viewer.user)
@@ -104,18 +109,12 @@ def event_list(
 def event_csv(
     request: Request,
     viewer: ViewerDep,
-    site: OptionalText = None,
-    camera: OptionalText = None,
-    rule: OptionalText = None,
-    status: OptionalText = None,
-    date_from: OptionalText = None,
-    date_to: OptionalText = None,
+    given: FilterDep,
 ) -> Response:
     """The filtered list (same filters as the page) as CSV, streamed."""
-    try:
-        filters = _filters(site, camera, rule, status, date_from, date_to)
-    except queries.FilterError as exc:
-        return error_page(request, viewer, 400, str(exc))
+    if given.error:
+        return error_page(request, viewer, 400, given.error)
+    filters = given.filters
     database = request.app.state.db
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(

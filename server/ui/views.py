@@ -25,6 +25,7 @@ from server.db.models import (
     User,
 )
 from server.services.hazards import OPEN_STATES
+from server.ui.rendering import format_time
 
 
 def display_status(event: EventRecord) -> str:
@@ -254,6 +255,16 @@ def event_detail(
     )
 
 
+def _readable(value: object) -> str:
+    """An ISO timestamp as the pages show times; anything else as it is."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+        try:
+            return format_time(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return str(value)
+
+
 def _detail_text(details: dict[str, Any] | None) -> str:
     """The audit details as short ``key: value`` text, empty values left out."""
     if not details:
@@ -262,7 +273,7 @@ def _detail_text(details: dict[str, Any] | None) -> str:
     for key, value in details.items():
         if value in (None, "") or key == "sha256":
             continue
-        parts.append(f"{key}: {value}")
+        parts.append(f"{key}: {_readable(value)}")
     return "; ".join(parts)
 
 
