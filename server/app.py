@@ -7,11 +7,12 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import admin, auth, dashboard, events, hazards, ingest, ops
+from server.api.deps import reject_nul_bytes
 from server.db.session import Database
 from server.limits import BodySizeLimitMiddleware
 from server.media import LocalMediaStore, MediaError, MediaStore
@@ -42,6 +43,7 @@ def create_app(
         title="sitewatch server",
         version="0.1.0",
         description="Ingest from edge boxes, review of flagged events, the hazard loop.",
+        dependencies=[Depends(reject_nul_bytes)],
     )
     app.state.settings = settings
     app.state.db = database

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from server.api.deps import AdminUser, DbSession
 from server.api.schemas import (
@@ -18,6 +20,8 @@ from server.api.schemas import (
 from server.db.models import User
 from server.services import admin
 
+#: Database ids are 32-bit on PostgreSQL; larger ones are refused before any query.
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
 
@@ -68,7 +72,7 @@ def create_user(body: UserIn, user: AdminUser, db: DbSession) -> UserOut:
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, responses=ERRORS)
-def update_user(user_id: int, body: UserPatch, user: AdminUser, db: DbSession) -> UserOut:
+def update_user(user_id: DbId, body: UserPatch, user: AdminUser, db: DbSession) -> UserOut:
     updated = admin.update_user(
         db,
         actor=user,
@@ -96,6 +100,6 @@ def create_device(body: DeviceIn, user: AdminUser, db: DbSession) -> NewDeviceOu
 
 
 @router.post("/devices/{device_id}/revoke", response_model=DeviceOut, responses=ERRORS)
-def revoke_device(device_id: int, user: AdminUser, db: DbSession) -> DeviceOut:
+def revoke_device(device_id: DbId, user: AdminUser, db: DbSession) -> DeviceOut:
     device = admin.set_device_active(db, actor=user, device_id=device_id, active=False)
     return DeviceOut.model_validate(device)

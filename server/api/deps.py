@@ -86,6 +86,30 @@ async def csrf_candidate(request: Request) -> str | None:
     return None
 
 
+async def reject_nul_bytes(request: Request) -> None:
+    """422 for NUL characters in the path, the query, a JSON body or form fields.
+
+    PostgreSQL cannot store or even compare text holding NUL, so such input is refused
+    at the door with a clear error instead of failing deep in a query.
+    """
+    where = None
+    if "\x00" in request.url.path or "%00" in request.url.query or "\x00" in request.url.query:
+        where = "URL"
+    elif request.method not in SAFE_METHODS:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/json"):
+            body = await request.body()
+            where = "JSON body" if b"\\u0000" in body or b"\x00" in body else None
+        elif content_type.startswith(_FORM_TYPES):
+            form = await request.form()
+            if any(isinstance(v, str) and "\x00" in v for v in form.values()):
+                where = "form field"
+    if where is not None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"NUL characters are not allowed ({where})"
+        )
+
+
 def _signer(request: Request) -> CookieSigner:
     signer: CookieSigner = request.app.state.cookie_signer
     return signer

@@ -11,7 +11,17 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -154,7 +164,7 @@ class EventRecord(Base):
     severity: Mapped[str] = mapped_column(String(16))
     phase: Mapped[str] = mapped_column(String(16))
     status: Mapped[EventStatus] = mapped_column(_enum(EventStatus), default=EventStatus.OPEN)
-    track_id: Mapped[int | None]
+    track_id: Mapped[int | None] = mapped_column(BigInteger)
     zone: Mapped[str | None] = mapped_column(String(128))
     helmet_state: Mapped[str | None] = mapped_column(String(16))
     helmet_colour: Mapped[str | None] = mapped_column(String(16))

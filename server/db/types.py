@@ -41,5 +41,8 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive value is taken to be UTC already."""
+    """``value`` in UTC; a naive value is taken to be UTC already.
+
+    Raises OverflowError for a value whose UTC time falls outside years 1..9999.
+    """
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -10,9 +10,10 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, User
-from server.db.types import as_utc, utcnow
+from server.db.types import utcnow
 from server.services.access import site_filter
 from server.services.hazards import OPEN_STATES
+from server.services.validation import utc
 
 
 class DayStats(BaseModel):
@@ -70,9 +71,9 @@ def _scoped(
     if site_id is not None:
         query = query.where(EventRecord.site_id == site_id)
     if date_from is not None:
-        query = query.where(EventRecord.started_at >= as_utc(date_from))
+        query = query.where(EventRecord.started_at >= utc(date_from, "date_from"))
     if date_to is not None:
-        query = query.where(EventRecord.started_at < as_utc(date_to))
+        query = query.where(EventRecord.started_at < utc(date_to, "date_to"))
     return query
 
 

@@ -25,6 +25,7 @@ from server.db.types import as_utc, utcnow
 from server.services import audit
 from server.services.access import require_reviewer, require_site, site_filter
 from server.services.errors import Conflict, Forbidden, Invalid, NotFound
+from server.services.validation import check_event, text, utc
 
 T = TypeVar("T")
 _PHASE_RANK = {EventPhase.START.value: 0, EventPhase.UPDATE.value: 1, EventPhase.END.value: 2}
@@ -114,6 +115,7 @@ def upsert_event(db: Session, *, event: Event, device: Device) -> UpsertResult:
             f"device {device.name!r} belongs to site {device.site_id!r}, "
             f"not to site {event.site_id!r}"
         )
+    check_event(event)
     row = db.get(EventRecord, event.event_id)
     if row is None:
         now = utcnow()
@@ -152,6 +154,8 @@ def _update_existing(db: Session, *, row: EventRecord, event: Event) -> UpsertRe
 def filtered_query(user: User, filters: EventFilter) -> Select[EventRecord]:
     """SELECT of the events ``user`` may see matching ``filters``, newest first."""
     query = select(EventRecord).where(site_filter(user, EventRecord.site_id))
+    text(filters.site_id, "site_id")
+    text(filters.camera_id, "camera_id")
     conditions = {
         EventRecord.site_id: filters.site_id,
         EventRecord.camera_id: filters.camera_id,
@@ -164,9 +168,9 @@ def filtered_query(user: User, filters: EventFilter) -> Select[EventRecord]:
         if value is not None:
             query = query.where(column == value)
     if filters.date_from is not None:
-        query = query.where(EventRecord.started_at >= _aware(filters.date_from))
+        query = query.where(EventRecord.started_at >= utc(filters.date_from, "date_from"))
     if filters.date_to is not None:
-        query = query.where(EventRecord.started_at < _aware(filters.date_to))
+        query = query.where(EventRecord.started_at < utc(filters.date_to, "date_to"))
     return query.order_by(EventRecord.started_at.desc(), EventRecord.event_id.desc())
 
 
@@ -212,7 +216,7 @@ def set_verdict(
     previous = row.review_status
     row.review_status = verdict
     row.dismiss_reason = reason
-    row.review_note = note
+    row.review_note = text(note, "note")
     row.reviewed_by = user
     row.reviewed_at = utcnow()
     audit.record(

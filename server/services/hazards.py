@@ -16,13 +16,14 @@ from server.db.models import (
     ReviewStatus,
     User,
 )
-from server.db.types import as_utc, utcnow
+from server.db.types import utcnow
 from server.media import MediaStore, ReceivedFile
 from server.services import audit
 from server.services.access import require_reviewer, site_filter
-from server.services.errors import Conflict, Invalid, NotFound
+from server.services.errors import Conflict, Invalid, NotFound, ServiceError
 from server.services.events import get_event
 from server.services.media import store_media
+from server.services.validation import text, utc
 
 #: States in which the site still has to act.
 OPEN_STATES = (HazardStatus.ASSIGNED, HazardStatus.REJECTED)
@@ -61,16 +62,18 @@ def assign_hazard(
     require_reviewer(user)
     if event.review_status != ReviewStatus.CONFIRMED:
         raise Conflict(f"event {event_id} must be confirmed before it is assigned")
-    if not responsible.strip():
+    responsible = text(responsible.strip(), "responsible") or ""
+    if not responsible:
         raise Invalid("responsible person must not be empty")
+    deadline, note = utc(deadline, "deadline"), text(note, "note")
     hazard = event.hazard
     if hazard is not None and hazard.status not in OPEN_STATES:
         raise Conflict(f"rectification of event {event_id} is {hazard.status.value}")
     if hazard is None:
         hazard = Hazard(event=event, site_id=event.site_id, created_by_id=user.id)
         db.add(hazard)
-    hazard.responsible = responsible.strip()
-    hazard.deadline = as_utc(deadline)
+    hazard.responsible = responsible
+    hazard.deadline = deadline
     hazard.note = note
     hazard.status = HazardStatus.ASSIGNED
     hazard.updated_at = utcnow()
@@ -98,11 +101,15 @@ def submit_evidence(
     note: str | None = None,
 ) -> Hazard:
     """The site shows the hazard is fixed: a photo and a note; waits for a reviewer."""
-    hazard = get_hazard(db, user=user, event_id=event_id)
-    require_reviewer(user)
-    if hazard.status not in OPEN_STATES:
-        photo.path.unlink(missing_ok=True)
-        raise Conflict(f"rectification of event {event_id} is {hazard.status.value}")
+    try:
+        hazard = get_hazard(db, user=user, event_id=event_id)
+        require_reviewer(user)
+        text(note, "note")
+        if hazard.status not in OPEN_STATES:
+            raise Conflict(f"rectification of event {event_id} is {hazard.status.value}")
+    except ServiceError:
+        photo.path.unlink(missing_ok=True)  # the upload was parked; do not leave it
+        raise
     store_media(db, store=store, event=hazard.event, kind=MediaKind.EVIDENCE, received=photo)
     hazard.status = HazardStatus.RECTIFIED
     hazard.evidence_note = note
@@ -125,6 +132,7 @@ def decide(
             f"rectification of event {event_id} is {hazard.status.value}; "
             "only submitted evidence can be accepted or rejected"
         )
+    text(note, "note")
     if not accept and not (note and note.strip()):
         raise Invalid("rejecting evidence needs a note saying why")
     hazard.status = HazardStatus.ACCEPTED if accept else HazardStatus.REJECTED

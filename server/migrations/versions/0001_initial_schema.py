@@ -117,7 +117,7 @@ def upgrade() -> None:
             sa.Enum("open", "ended", name="eventstatus", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("track_id", sa.Integer(), nullable=True),
+        sa.Column("track_id", sa.BigInteger(), nullable=True),
         sa.Column("zone", sa.String(length=128), nullable=True),
         sa.Column("helmet_state", sa.String(length=16), nullable=True),
         sa.Column("helmet_colour", sa.String(length=16), nullable=True),
