@@ -153,7 +153,7 @@ class CameraWorker:
         )
         self._count_detect()
         for event in result.events:
-            self.handle_event(event, image, getattr(result, "persons", None))
+            self.handle_event(event, image, getattr(result, "persons", None), frame.captured_at)
 
     def _count_detect(self) -> None:
         now = time.monotonic()
@@ -161,8 +161,8 @@ class CameraWorker:
         span = now - self._detect_times[0]
         self.detect_fps = (len(self._detect_times) - 1) / span if span > 0 else 0.0
 
-    def handle_event(self, event: Event, image: Any, persons: Any) -> None:
-        """Spool the event (and, for a start, its snapshots and a clip request)."""
+    def handle_event(self, event: Event, image: Any, persons: Any, at: datetime) -> None:
+        """Spool the event raised at ``at`` (a start also gets snapshots and a clip)."""
         runner = self.runner
         runner.metrics.events.labels(self.camera.id, event.rule.value, event.phase.value).inc()
         outbox, event_id = runner.outbox, str(event.event_id)
@@ -178,7 +178,7 @@ class CameraWorker:
         self.recorder.request(
             event_id,
             start=event.started_at - timedelta(seconds=clips.pre_s),
-            end=datetime.now(UTC) + timedelta(seconds=clips.post_s),
+            end=at + timedelta(seconds=clips.post_s),
             path=outbox.tmp_path("clip.mp4"),
             on_done=runner.clip_done,
         )
@@ -199,7 +199,7 @@ class CameraWorker:
         now = datetime.now(UTC)
         try:
             for event in self.pipeline.finish(now):
-                self.handle_event(event, None, None)
+                self.handle_event(event, None, None, now)
         except Exception:
             logger.exception("camera %s: ending open events failed", self.camera.id)
         self.recorder.flush(timeout_s=max(timeout_s, 30.0))
@@ -235,11 +235,11 @@ class EdgeRunner:
             spool = config_path.parent / spool  # a relative spool lies beside the config
         self.outbox = Outbox(spool, max_bytes=site.outbox.max_bytes, on_drop=self._on_drop)
         self.encoder = ThreadPoolExecutor(self.tuning.encoder_threads, "clip-encoder")
+        self.uploader = self._make_uploader()  # a token problem shows before the model loads
         factory = pipeline_factory or default_pipeline_factory(config_path)
         self.workers = [
             CameraWorker(self, cam, factory(site, cam)) for cam in site.cameras if cam.enabled
         ]
-        self.uploader = self._make_uploader()
         self.metrics_port: int | None = None
         self._skipped_seen: dict[str, int] = {}
 

@@ -148,6 +148,10 @@ class Uploader:
         """Send one item; ack or reject it in the outbox; return the outcome."""
         try:
             response = self._request(item)
+        except FileNotFoundError:  # dropped from a full spool after it was picked
+            logger.info("%s of event %s is gone from the spool; skipping", item.kind, item.event_id)
+            self.outbox.ack(item)
+            return self._report(item, Outcome.REJECTED)
         except (httpx.TransportError, OSError) as exc:
             logger.info("upload of %s %s failed: %s", item.kind, item.event_id, exc)
             return self._report(item, Outcome.RETRY)

@@ -31,6 +31,7 @@ def run(
     CLIP_MAX_WIDTH, RING_MAX_BYTES, ENCODER_THREADS, METRICS_PORT, METRICS_HOST.
     """
     from edge.config import ConfigError, load_config
+    from edge.detector import ModelError
     from edge.live import EdgeRunner, EdgeTuning
     from edge.uploader import TokenError
 
@@ -45,7 +46,7 @@ def run(
                 update={"metrics_port": metrics_port, "metrics_host": metrics_host}
             )
         runner = EdgeRunner(site, config_path=config.resolve(), tuning=tuning)
-    except (ConfigError, TokenError) as exc:
+    except (ConfigError, TokenError, ModelError) as exc:
         err_console.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(2) from None
     if not runner.workers:

@@ -36,6 +36,7 @@ class RealCentral:
             "SITEWATCH_HOST": "127.0.0.1",
             "SITEWATCH_PORT": str(self.port),
             "SITEWATCH_LOG_LEVEL": "WARNING",
+            "SITEWATCH_MIGRATE_ON_START": "false",  # add-device below migrates the database
         }
         self.env.pop("SITEWATCH_DATABASE_URL", None)
         self.env.pop("SITEWATCH_CONFIG", None)
