@@ -299,6 +299,7 @@ class EdgeRunner:
             worker.shutdown(timeout_s=5.0)
         self.encoder.shutdown(wait=True)
         if self.uploader is not None:
+            self.uploader.heartbeat()  # tell the server the cameras are offline now
             flushed = self.uploader.drain(self.tuning.shutdown_flush_s)
             self.uploader.stop()
             if not flushed:

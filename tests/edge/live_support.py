@@ -56,6 +56,7 @@ def write_site(
     model: Path,
     max_bytes: int = 200_000_000,
     detect_fps: float = 3.0,
+    dead_camera: bool = False,
 ) -> Path:
     """A site whose whole frame is a restricted zone: every person seen raises an event."""
     (folder / "device.token").write_text(token + "\n")
@@ -85,6 +86,9 @@ def write_site(
         "clips": {"pre_s": 1, "post_s": 1},
         "outbox": {"path": "spool", "max_bytes": max_bytes},
     }
+    if dead_camera:  # a camera whose RTSP server does not exist
+        dead_url = f"rtsp://127.0.0.1:{free_port()}/gone"
+        config["cameras"].append({"id": "dead-cam", "source": dead_url, "detect_fps": 1})
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

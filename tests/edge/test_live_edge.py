@@ -86,13 +86,15 @@ def test_events_with_playable_clips_reach_the_server(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     central.start()
-    with running_edge(site_config(tmp_path, rtsp, central)) as edge:
+    with running_edge(site_config(tmp_path, rtsp, central, dead_camera=True)) as edge:
         wait_for(
             lambda: edge.metric("sitewatch_edge_clips_total", outcome="written") >= 1,
             60,
             "a first clip",
         )
         assert edge.metric("sitewatch_edge_cameras_online") == 1
+        assert edge.metric("sitewatch_edge_camera_online", camera="dead-cam") == 0
+        assert edge.metric("sitewatch_edge_reconnects_total", camera="dead-cam") >= 1
         assert edge.metric("sitewatch_edge_inference_seconds_count") > 0
     spool = Spool(tmp_path / "edge" / "spool")
     assert_delivered_exactly_once(spool, central)
@@ -100,8 +102,12 @@ def test_events_with_playable_clips_reach_the_server(
         (tmp_path / "probe.mp4").write_bytes(central.media(event_id)["clip"])
         info = ffprobe(tmp_path / "probe.mp4")
         assert (info["codec_name"], info["pix_fmt"]) == ("h264", "yuv420p")
-    beat = central.last_heartbeat()
-    assert beat is not None and beat["cameras"][0]["camera_id"] == "gate-cam"
+    beat = central.last_heartbeat()  # the dead camera is reported, and stopped nothing
+    assert beat is not None
+    assert {c["camera_id"]: c["online"] for c in beat["cameras"]} == {
+        "gate-cam": False,  # the last heartbeat is sent on shutdown
+        "dead-cam": False,
+    }
 
 
 def test_rtsp_server_restarted_mid_stream(
