@@ -31,9 +31,9 @@ def _image_width(page: Any, selector: str) -> int:
 
 def _check_clip_plays(page: Any) -> None:
     """The clip loads (readyState >= 2), plays (currentTime advances), seeks, no error."""
-    page.wait_for_function("document.getElementById('clip').readyState >= 2")
+    page.wait_for_function("() => document.getElementById('clip').readyState >= 2")
     page.evaluate("document.getElementById('clip').play()")
-    page.wait_for_function("document.getElementById('clip').currentTime > 0.4")
+    page.wait_for_function("() => document.getElementById('clip').currentTime > 0.4")
     page.evaluate("document.getElementById('clip').pause()")
     page.evaluate(
         """() => new Promise(done => {
@@ -49,6 +49,9 @@ def _check_clip_plays(page: Any) -> None:
 
 def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) -> None:
     page = login(browser, seeded.base_url, "rev-a")
+    problems: list[str] = []  # console errors (a CSP violation, a broken image) and JS errors
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
     ev = seeded.events
     assert _row_ids(page) == {str(ev["a_helmet"]), str(ev["a_edge"]), str(ev["a_overdue"])}
     assert page.is_visible("img[alt='快照']")
@@ -95,6 +98,7 @@ def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) 
     )
     assert actions == ["审核结论", "下发整改", "提交整改证据", "验收通过"]
     assert page.locator("form").count() == 1  # only logout is left
+    assert problems == []
     page.context.close()
 
 
