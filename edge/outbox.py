@@ -3,6 +3,7 @@
 Layout under the spool folder::
 
     outbox.db            SQLite, WAL journal, synchronous=FULL
+    outbox.lock          held (flock) by the one process using the spool
     media/<event_id>/    snapshot.jpg, snapshot_clean.jpg, clip.mp4, ...
     tmp/                 files being written (renamed into media/ when complete)
 
@@ -25,6 +26,7 @@ the heartbeat, latency measurements and the fault tests), pruned to ``HISTORY_RO
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -34,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from edge.events import Event
 
@@ -92,6 +95,7 @@ class Outbox:
         self.tmp_dir = root / "tmp"
         for folder in (root, self.media_dir, self.tmp_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_spool(root)
         self._on_drop = on_drop
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -106,6 +110,7 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._lock_file.close()  # releases the spool lock
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -316,6 +321,28 @@ def _item(row: tuple[int, str, str, str | None, str | None, int, float, int]) ->
 
 def _phase_of(body: str) -> str:
     return Event.model_validate_json(body).phase.value
+
+
+class SpoolBusy(RuntimeError):
+    """Another process (or Outbox) holds this spool."""
+
+
+def _lock_spool(root: Path) -> IO[str]:
+    """An exclusive lock on ``root/outbox.lock`` for this Outbox's life (freed at exit,
+    SIGKILL included), so two edge processes never share, and half-delete, one spool."""
+    handle = open(root / "outbox.lock", "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise SpoolBusy(f"outbox {root} is in use by another edge process (pid {holder})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -33,6 +33,7 @@ def run(
     from edge.config import ConfigError, load_config
     from edge.detector import ModelError
     from edge.live import EdgeRunner, EdgeTuning
+    from edge.outbox import SpoolBusy
     from edge.uploader import TokenError
 
     logging.basicConfig(
@@ -46,7 +47,7 @@ def run(
                 update={"metrics_port": metrics_port, "metrics_host": metrics_host}
             )
         runner = EdgeRunner(site, config_path=config.resolve(), tuning=tuning)
-    except (ConfigError, TokenError, ModelError) as exc:
+    except (ConfigError, TokenError, ModelError, SpoolBusy) as exc:
         err_console.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(2) from None
     if not runner.workers:

@@ -57,6 +57,7 @@ def write_site(
     max_bytes: int = 200_000_000,
     detect_fps: float = 3.0,
     dead_camera: bool = False,
+    post_s: float = 1.0,
 ) -> Path:
     """A site whose whole frame is a restricted zone: every person seen raises an event."""
     (folder / "device.token").write_text(token + "\n")
@@ -83,7 +84,7 @@ def write_site(
             }
         ],
         "server": {"url": server_url, "token_file": "device.token", "timeout_s": 5},
-        "clips": {"pre_s": 1, "post_s": 1},
+        "clips": {"pre_s": 1, "post_s": post_s},
         "outbox": {"path": "spool", "max_bytes": max_bytes},
     }
     if dead_camera:  # a camera whose RTSP server does not exist

@@ -114,7 +114,9 @@ def test_rtsp_server_restarted_mid_stream(
     tmp_path: Path, rtsp: RtspServer, central: RealCentral
 ) -> None:
     central.start()
-    with running_edge(site_config(tmp_path, rtsp, central)) as edge:
+    # A post-roll longer than the test: every clip is still being recorded at SIGTERM,
+    # so the clean shutdown must finish them early and upload them.
+    with running_edge(site_config(tmp_path, rtsp, central, post_s=50)) as edge:
         wait_for(
             lambda: edge.metric("sitewatch_edge_events_total", phase="start") >= 1,
             60,
@@ -132,7 +134,9 @@ def test_rtsp_server_restarted_mid_stream(
             60,
             "an event after the reconnect",
         )
+        assert edge.metric("sitewatch_edge_clips_total") == 0
     assert_delivered_exactly_once(Spool(tmp_path / "edge" / "spool"), central)
+    assert "finishing clip for event" in edge.log_text()
 
 
 def test_central_server_down_then_back_drains_the_outbox(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from edge.events import Event, EventPhase, RuleKind
-from edge.outbox import Outbox, OutboxItem
+from edge.outbox import Outbox, OutboxItem, SpoolBusy
 
 JPEG = b"\xff\xd8" + b"x" * 1000
 
@@ -189,3 +189,11 @@ def test_sigkill_while_writing_leaves_a_consistent_spool(tmp_path: Path) -> None
     for item in items:  # every row that came back had its file (or is an event record)
         assert item.kind == "event" or item.size_bytes == 20002
     assert list((spool / "media").iterdir()) == []
+
+
+def test_a_spool_is_used_by_one_outbox_at_a_time(tmp_path: Path) -> None:
+    first = Outbox(tmp_path, max_bytes=10**6)
+    with pytest.raises(SpoolBusy, match=rf"{tmp_path} is in use by another edge process \(pid"):
+        Outbox(tmp_path, max_bytes=10**6)
+    first.close()
+    Outbox(tmp_path, max_bytes=10**6).close()  # free again once closed
