@@ -27,6 +27,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _with_utc(options: str | tuple[str, ...] | None) -> str:
+    """libpq ``options`` plus ``-c timezone=UTC``, so that day buckets (date()) and naive
+    values are UTC whatever the server's default. Options given in the URL are kept (a
+    connect argument would otherwise replace them)."""
+    given = " ".join(options) if isinstance(options, tuple) else (options or "")
+    return given if "timezone=" in given else f"{given} -c timezone=UTC".strip()
+
+
 def make_engine(
     url: str, *, pool_size: int = 10, connect_args: dict[str, Any] | None = None
 ) -> Engine:
@@ -41,8 +49,7 @@ def make_engine(
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        # Day buckets (date()) and naive reads must be in UTC, whatever the server default.
-        args.setdefault("options", "-c timezone=UTC")
+        args["options"] = _with_utc(args.get("options") or parsed.query.get("options"))
     return create_engine(
         url, connect_args=args, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )

@@ -160,3 +160,19 @@ def test_cli_init_add_device_add_user_retention(tmp_path: Path) -> None:
         assert login.status_code == 200
         device_client = TestClient(client.app, headers={"Authorization": f"Bearer {token}"})
         assert post_event(device_client, event_json("s1")).status_code == 201
+
+
+@pytest.mark.postgres
+def test_postgres_url_options_are_kept_and_utc_added(pg_schema: str) -> None:
+    from urllib.parse import quote
+
+    from sqlalchemy import text
+
+    from server.db.session import make_engine
+    from tests.server.conftest import PG_URL
+
+    engine = make_engine(f"{PG_URL}?options={quote(f'-c search_path={pg_schema}')}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW search_path")).scalar() == pg_schema
+        assert conn.execute(text("SHOW timezone")).scalar() == "UTC"
+    engine.dispose()
