@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from ui_media_files import make_event_media
-from ui_seed import DAY, PASSWORD, seed_accounts, seed_events
+from ui_seed import DAY, PASSWORD, event_body, seed_accounts, seed_events
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 EVIDENCE_LIMIT_BYTES = 64 * 1024
@@ -38,6 +38,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, d
     tokens = seed_accounts(app)
     with TestClient(app, base_url="http://testserver") as client:
         events = seed_events(client, tokens, media)
+        app.state.test_device_tokens = tokens
         yield client, events, media, app
 
 
@@ -196,3 +197,21 @@ def test_media_is_served_with_ranges_and_only_when_logged_in(ui: tuple) -> None:
     assert client.get("/ui/static/..%2Fi18n.py").status_code == 404
     client.cookies.clear()
     assert client.get(url, follow_redirects=False).status_code == 303
+
+
+def test_text_from_devices_is_escaped(ui: tuple) -> None:
+    client, app = ui[0], ui[3]
+    body = event_body("site-a", "cam-x", "restricted_zone", DAY, zone="<b>z</b>")
+    body["message"] = "<script>alert(1)</script>"
+    token = app.state.test_device_tokens["site-a"]
+    answer = client.put(
+        f"/api/v1/events/{body['event_id']}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.text
+    _login(client, "rev-a")
+    page = client.get(f"/ui/events/{body['event_id']}")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
+    assert "&lt;b&gt;z&lt;/b&gt;" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]

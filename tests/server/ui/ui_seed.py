@@ -28,7 +28,7 @@ class Seeded:
     events: dict[str, uuid.UUID] = field(default_factory=dict)
 
 
-def _event_json(site: str, camera: str, rule: str, started: datetime, **extra: Any) -> dict:
+def event_body(site: str, camera: str, rule: str, started: datetime, **extra: Any) -> dict:
     body = {
         "event_id": str(uuid.uuid4()),
         "phase": "end",
@@ -93,24 +93,24 @@ def seed_events(client: httpx.Client, tokens: dict[str, str], media: dict[str, P
     a, b = tokens["site-a"], tokens["site-b"]
     return {
         "a_helmet": _push(
-            client, a, _event_json("site-a", "cam-gate", "no_helmet", DAY, **person),
+            client, a, event_body("site-a", "cam-gate", "no_helmet", DAY, **person),
             device_media,
         ),
         "a_edge": _push(
             client, a,
-            _event_json("site-a", "cam-roof", "fall_edge", DAY + timedelta(hours=1),
+            event_body("site-a", "cam-roof", "fall_edge", DAY + timedelta(hours=1),
                         track_id=3, role="party_member", helmet_state="helmet",
                         helmet_colour="red", distance=0.8, distance_unit="m"),
             {"snapshot": media["snapshot"]},
         ),
         "a_overdue": _push(
             client, a,
-            _event_json("site-a", "cam-gate", "restricted_zone", DAY - timedelta(days=1),
+            event_body("site-a", "cam-gate", "restricted_zone", DAY - timedelta(days=1),
                         track_id=11, zone="crane"),
             {"snapshot": media["snapshot"]},
         ),
         "b_helmet": _push(
-            client, b, _event_json("site-b", "cam-b1", "no_helmet", DAY, track_id=5),
+            client, b, event_body("site-b", "cam-b1", "no_helmet", DAY, track_id=5),
             {"snapshot": media["snapshot"], "clip": media["clip"]},
         ),
     }  # fmt: skip
