@@ -102,6 +102,15 @@ class RtspServer:
             self._proc.wait()
         self._proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but no data flows (a stalled camera)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def __enter__(self) -> RtspServer:
         return self.start()
 

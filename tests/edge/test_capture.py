@@ -136,6 +136,25 @@ def test_rtsp_camera_reconnects_after_the_server_restarts(rtsp_video: Path) -> N
         server.stop()
 
 
+@pytest.mark.slow
+def test_a_stalled_rtsp_stream_times_out_and_recovers(rtsp_video: Path) -> None:
+    """The server stops sending but keeps the connection open: the read timeout fires."""
+    server = RtspServer(rtsp_video).start()
+    capture = CaptureThread("stall", server.url, tuning=FAST)
+    try:
+        with run_capture(capture):
+            wait_for(lambda: (f := capture.slot.latest()) is not None and f.seq > 10, 15, "frames")
+            server.pause()
+            stalled_at = time.monotonic()
+            wait_for(lambda: not capture.state.online, 10, "offline after the read timeout")
+            assert time.monotonic() - stalled_at < FAST.read_timeout_s + 3
+            server.resume()
+            wait_for(lambda: capture.state.online, 20, "back online")
+    finally:
+        server.resume()
+        server.stop()
+
+
 def test_a_dead_camera_does_not_stop_the_others(short_clip: Path) -> None:
     dead = CaptureThread("dead", f"rtsp://127.0.0.1:{free_port()}/nothing", tuning=FAST)
     alive = CaptureThread("alive", str(short_clip), loop=True, tuning=FAST)
