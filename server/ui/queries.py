@@ -145,10 +145,15 @@ def list_events(
 ) -> EventPage:
     """One page of events, newest first."""
     query = _filtered(user, filters, now)
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_events(db, user=user, filters=filters, now=now)
     number = min(max(page, 1), max(1, math.ceil(total / page_size)))
     rows = db.scalars(query.offset((number - 1) * page_size).limit(page_size))
     return EventPage(list(rows), total, number, page_size)
+
+
+def count_events(db: Session, *, user: User, filters: EventFilters, now: datetime) -> int:
+    query = _filtered(user, filters, now).order_by(None).subquery()
+    return db.scalar(select(func.count()).select_from(query)) or 0
 
 
 def iter_events_for_csv(

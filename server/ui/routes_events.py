@@ -101,6 +101,9 @@ def event_list(
         "cameras": queries.cameras_of(db, viewer.user),
         "rules": RULES,
         "statuses": queries.STATUS_FILTERS,
+        "overdue_total": queries.count_events(
+            db, user=viewer.user, filters=queries.EventFilters(status="overdue"), now=now
+        ),
     }
     return render(request, "events.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
 

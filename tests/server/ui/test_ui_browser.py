@@ -108,7 +108,9 @@ def test_overdue_hazard_is_highlighted_and_counted(browser: Any, seeded: Seeded)
     row = page.locator(f"tr[data-event-id='{overdue}']")
     assert "overdue" in (row.get_attribute("class") or "")
     assert row.locator(".badge.overdue").inner_text() == "Overdue"
-    page.goto("/ui/events?status=overdue")
+    expect(page.locator("#overdue-link")).to_have_text("Overdue 1")
+    page.click("#overdue-link")
+    page.wait_for_url("**status=overdue")
     assert _row_ids(page) == {str(overdue)}
     page.goto(f"/ui/events/{overdue}")
     assert page.is_visible("#overdue-badge")
