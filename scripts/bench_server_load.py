@@ -72,7 +72,7 @@ def prepare(url: str, devices: int) -> list[str]:
     return tokens
 
 
-def start_server(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         SITEWATCH_DATABASE_URL=url,
@@ -81,6 +81,7 @@ def start_server(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]
         SITEWATCH_ENABLE_UI="false",
     )
     command = [sys.executable, "-m", "sitewatch.cli", "server", "run", "--port", str(port)]
+    command += ["--workers", str(workers)]
     return subprocess.Popen(command, env=env, cwd=ROOT)
 
 
@@ -156,7 +157,7 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="sitewatch-bench-") as tmp:
         tokens = prepare(url, args.devices)
         port = free_port()
-        server = start_server(url, Path(tmp), port)
+        server = start_server(url, Path(tmp), port, args.workers)
         base_url = f"http://127.0.0.1:{port}"
         try:
             asyncio.run(wait_healthy(base_url))
@@ -175,7 +176,7 @@ def report(backend: str, args: argparse.Namespace, stats: Stats, elapsed_s: floa
     p50, p95, p99 = (np.percentile(lat_ms, q) if done else float("nan") for q in (50, 95, 99))
     what = "event PUTs + snapshot uploads" if args.snapshot else "event PUTs"
     print(
-        f"{backend:8s} devices={args.devices:3d} duration={elapsed_s:5.1f}s "
+        f"{backend:8s} workers={args.workers} devices={args.devices:3d} duration={elapsed_s:5.1f}s "
         f"ok={done} ({what}) -> {done / elapsed_s:7.1f} ingests/s, "
         f"latency p50={p50:6.1f} ms p95={p95:6.1f} ms p99={p99:6.1f} ms, "
         f"errors={stats.errors or 0}"
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--devices", type=int, default=16)
     parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--snapshot", action="store_true", help="also upload a JPEG per event")
     parser.add_argument("--pg-url", default=os.environ.get("SITEWATCH_TEST_PG_URL", DEFAULT_PG_URL))
     args = parser.parse_args()

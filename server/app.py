@@ -94,3 +94,14 @@ def _install_ui(app: FastAPI) -> None:
     static = Path(str(ui.__file__)).parent / "static"
     if static.is_dir():
         app.mount("/ui/static", StaticFiles(directory=static), name="ui_static")
+
+
+def app_from_env() -> FastAPI:
+    """An app from SITEWATCH_* settings (and SITEWATCH_CONFIG): for
+    ``uvicorn --factory server.app:app_from_env`` and multi-worker runs."""
+    from server.logging_setup import configure_logging
+    from server.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    return create_app(settings)

@@ -67,6 +67,13 @@ def put_event(
     result = events.upsert_event(db, event=event, device=device)
     outcome = "created" if result.created else ("updated" if result.applied else "stale")
     _metrics(request).ingest.labels("event", outcome).inc()
+    logger.info(
+        "event %s %s (%s)",
+        event_id,
+        outcome,
+        event.phase.value,
+        extra={"event_id": str(event_id), "site_id": event.site_id, "device": device.name},
+    )
     if result.created:
         response.status_code = status.HTTP_201_CREATED
     return IngestResult(event_id=event_id, created=result.created, applied=result.applied)

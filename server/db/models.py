@@ -189,11 +189,11 @@ class EventRecord(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    media: Mapped[list[Media]] = relationship(
-        back_populates="event", lazy="selectin", cascade="all, delete-orphan"
-    )
-    hazard: Mapped[Hazard | None] = relationship(back_populates="event", lazy="selectin")
-    reviewed_by: Mapped[User | None] = relationship(lazy="selectin")
+    # Loaded on access (ingest needs none of them); lists load them in bulk with
+    # ``server.services.events.WITH_DETAILS``.
+    media: Mapped[list[Media]] = relationship(back_populates="event", cascade="all, delete-orphan")
+    hazard: Mapped[Hazard | None] = relationship(back_populates="event")
+    reviewed_by: Mapped[User | None] = relationship()
 
     def media_of(self, kind: MediaKind) -> Media | None:
         return next((m for m in self.media if m.kind == kind and m.deleted_at is None), None)

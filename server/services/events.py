@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from edge.events import Event, EventPhase, RuleKind, Severity
 from server.db.models import (
@@ -30,6 +30,12 @@ from server.services.validation import check_event, text, utc
 T = TypeVar("T")
 _PHASE_RANK = {EventPhase.START.value: 0, EventPhase.UPDATE.value: 1, EventPhase.END.value: 2}
 MAX_PAGE_SIZE = 200
+#: Loader options for lists of events that show media, hazard and reviewer.
+WITH_DETAILS = (
+    selectinload(EventRecord.media),
+    selectinload(EventRecord.hazard),
+    selectinload(EventRecord.reviewed_by),
+)
 
 
 class EventFilter(BaseModel):
@@ -171,6 +177,7 @@ def filtered_query(user: User, filters: EventFilter) -> Select[EventRecord]:
         query = query.where(EventRecord.started_at >= utc(filters.date_from, "date_from"))
     if filters.date_to is not None:
         query = query.where(EventRecord.started_at < utc(filters.date_to, "date_to"))
+    query = query.options(*WITH_DETAILS)
     return query.order_by(EventRecord.started_at.desc(), EventRecord.event_id.desc())
 
 

@@ -54,17 +54,40 @@ def run(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (use >1 with PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Serve the API and the review UI with uvicorn (migrates the database first)."""
+    import os
+
     import uvicorn
 
     from server.app import create_app
+    from server.db.session import Database
     from server.logging_setup import configure_logging
 
     settings = _settings(config, host=host, port=port)
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        return
+    database = Database.from_url(settings.resolved_database_url)
+    database.migrate()  # once, before the workers start
+    database.dispose()
+    settings.resolved_session_secret()  # create the shared key file before the workers race
+    os.environ["SITEWATCH_MIGRATE_ON_START"] = "false"
+    if config is not None:
+        os.environ["SITEWATCH_CONFIG"] = str(config)
+    os.environ["SITEWATCH_HOST"], os.environ["SITEWATCH_PORT"] = settings.host, str(settings.port)
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_config=None,
+    )
 
 
 def _password(given: str | None, what: str) -> str:
