@@ -11,9 +11,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from server.api.deps import CurrentUser, DbSession, SettingsDep, StoreDep
 from server.api.schemas import AssignIn, AuditOut, DecisionIn, HazardOut
 from server.db.models import Hazard, HazardStatus, MediaKind
-from server.media import receive_upload
 from server.services import audit, hazards
-from server.services.media import ALLOWED_CONTENT
+from server.services.media import receive_media
 
 router = APIRouter(prefix="/api/v1", tags=["hazards"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
@@ -73,12 +72,8 @@ def submit_evidence(
 ) -> HazardOut:
     """The site's proof that the hazard is fixed: a photo and a note."""
     hazards.get_hazard(db, user=user, event_id=event_id)  # 404 before reading the upload
-    photo = receive_upload(
-        file.file,
-        staging_dir=store.staging_dir(),
-        max_bytes=settings.max_evidence_bytes,
-        allowed=ALLOWED_CONTENT[MediaKind.EVIDENCE],
-        what="evidence photo",
+    photo = receive_media(
+        file.file, store=store, settings=settings, kind=MediaKind.EVIDENCE, what="evidence photo"
     )
     hazard = hazards.submit_evidence(
         db, user=user, store=store, event_id=event_id, photo=photo, note=note

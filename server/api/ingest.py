@@ -13,11 +13,9 @@ from edge.events import Event
 from server.api.deps import CurrentDevice, DbSession, SettingsDep, StoreDep
 from server.api.schemas import Heartbeat, IngestResult, MediaResult
 from server.db.models import MediaKind
-from server.media import receive_upload
 from server.metrics import Metrics
 from server.services import admin, events
-from server.services.media import ALLOWED_CONTENT, device_event, store_media
-from server.settings import Settings
+from server.services.media import device_event, receive_media, store_media
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -35,14 +33,6 @@ class DeviceMediaKind(StrEnum):
 def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
-
-
-def max_upload_bytes(settings: Settings, kind: MediaKind) -> int:
-    return {
-        MediaKind.CLIP: settings.max_clip_bytes,
-        MediaKind.FACE: settings.max_face_bytes,
-        MediaKind.EVIDENCE: settings.max_evidence_bytes,
-    }.get(kind, settings.max_snapshot_bytes)
 
 
 @router.put(
@@ -97,12 +87,8 @@ def put_media(
     """Upload one media file of an event; the same bytes again change nothing."""
     kind = MediaKind(device_kind.value)
     event = device_event(db, device=device, event_id=event_id)
-    received = receive_upload(
-        file.file,
-        staging_dir=store.staging_dir(),
-        max_bytes=max_upload_bytes(settings, kind),
-        allowed=ALLOWED_CONTENT[kind],
-        what=f"{kind.value} of event {event_id}",
+    received = receive_media(
+        file.file, store=store, settings=settings, kind=kind, what=f"{kind.value} of {event_id}"
     )
     result = store_media(db, store=store, event=event, kind=kind, received=received)
     _metrics(request).ingest.labels("media", "stored" if result.changed else "unchanged").inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from server.db.models import Device, EventRecord, Media, MediaKind, User
 from server.db.types import utcnow
-from server.media import JPEG, MP4, ContentKind, MediaStore, ReceivedFile
+from server.media import JPEG, MP4, ContentKind, MediaStore, ReceivedFile, receive_upload
 from server.services.errors import Forbidden, NotFound
 from server.services.events import get_event
+from server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,29 @@ ALLOWED_CONTENT: dict[MediaKind, tuple[ContentKind, ...]] = {
     MediaKind.CLIP: (MP4,),
     MediaKind.EVIDENCE: (JPEG,),
 }
+
+
+def max_upload_bytes(settings: Settings, kind: MediaKind) -> int:
+    """The size limit of one upload of ``kind`` (from the settings)."""
+    return {
+        MediaKind.CLIP: settings.max_clip_bytes,
+        MediaKind.FACE: settings.max_face_bytes,
+        MediaKind.EVIDENCE: settings.max_evidence_bytes,
+    }.get(kind, settings.max_snapshot_bytes)
+
+
+def receive_media(
+    source: BinaryIO, *, store: MediaStore, settings: Settings, kind: MediaKind, what: str
+) -> ReceivedFile:
+    """Park an upload of ``kind`` in the store's staging folder, checked for size (413)
+    and content by magic bytes (415); raises MediaError naming ``what``."""
+    return receive_upload(
+        source,
+        staging_dir=store.staging_dir(),
+        max_bytes=max_upload_bytes(settings, kind),
+        allowed=ALLOWED_CONTENT[kind],
+        what=what,
+    )
 
 
 @dataclass(frozen=True)
