@@ -53,7 +53,8 @@ class EdgeTuning(BaseSettings):
     clip_max_width: int = Field(default=1280, ge=64)
     ring_max_bytes: int = Field(default=48 * 1024**2, gt=0)
     encoder_threads: int = Field(default=1, ge=1, le=8)
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    #: /metrics port (0 = any free port, None = no metrics server).
+    metrics_port: int | None = Field(default=9108, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
 
 

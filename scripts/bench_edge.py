@@ -88,7 +88,7 @@ def run_n(
     runner = EdgeRunner(
         load_config(config),
         config_path=config,
-        tuning=EdgeTuning(heartbeat_s=2, retry_min_s=0.2, retry_max_s=1),
+        tuning=EdgeTuning(heartbeat_s=2, retry_min_s=0.2, retry_max_s=1, metrics_port=None),
     )
     runner.start()
     try:

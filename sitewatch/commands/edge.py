@@ -19,9 +19,14 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="Site YAML file.")],
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve Prometheus /metrics on this port (0 = any free port)."),
+        typer.Option(
+            help="Prometheus /metrics port (default 9108 or SITEWATCH_EDGE_METRICS_PORT; "
+            "0 = any free port)."
+        ),
     ] = None,
-    metrics_host: Annotated[str, typer.Option(help="Address for /metrics.")] = "127.0.0.1",
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Address for /metrics (default 127.0.0.1).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
     """Watch every camera of the site and push events to the server until SIGTERM/SIGINT.
@@ -41,11 +46,10 @@ def run(
     )
     try:
         site = load_config(config)
-        tuning = EdgeTuning()
-        if metrics_port is not None:
-            tuning = tuning.model_copy(
-                update={"metrics_port": metrics_port, "metrics_host": metrics_host}
-            )
+        overrides = {"metrics_port": metrics_port, "metrics_host": metrics_host}
+        tuning = EdgeTuning().model_copy(
+            update={key: value for key, value in overrides.items() if value is not None}
+        )
         runner = EdgeRunner(site, config_path=config.resolve(), tuning=tuning)
     except (ConfigError, TokenError, ModelError, SpoolBusy) as exc:
         err_console.print(f"[red]✗[/red] {exc}")
