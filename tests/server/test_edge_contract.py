@@ -1,0 +1,103 @@
+"""The real edge uploader (edge/outbox.py + edge/uploader.py) against the real server
+app over HTTP (uvicorn in a thread): the ingest contract of COMMON.md, both ends real."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from edge.events import Event, EventPhase, RuleKind
+from edge.outbox import Outbox
+from edge.uploader import Outcome, Uploader, UploadTuning
+from server.db.models import Role
+from server.services import admin
+from tests.server.conftest import ServerEnv
+
+FAST = UploadTuning(retry_min_s=0.05, retry_max_s=0.2, heartbeat_s=0.2)
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def spool(outbox: Outbox, site_id: str, jpeg: bytes, mp4: bytes) -> Event:
+    start = datetime.now(UTC)
+    event = Event(site_id=site_id, camera_id="cam-1", rule=RuleKind.NO_HELMET, started_at=start)
+    outbox.put_event(event)
+    outbox.put_media_bytes(str(event.event_id), "snapshot", "snapshot.jpg", jpeg)
+    outbox.put_media_bytes(str(event.event_id), "clip", "clip.mp4", mp4)
+    end = {"phase": EventPhase.END, "ended_at": start + timedelta(seconds=3)}
+    outbox.put_event(event.model_copy(update=end))
+    return event
+
+
+def test_edge_uploader_against_the_real_server(
+    server_env: ServerEnv, tmp_path: Path, jpeg_bytes: bytes, mp4_bytes: bytes
+) -> None:
+    server_env.site("site-a")
+    with server_env.database.session() as db:
+        token = admin.create_device(db, actor=None, site_id="site-a", name="edge-1").token
+    outbox = Outbox(tmp_path / "spool", max_bytes=10**7)
+    results: list[str] = []
+    ours = [spool(outbox, "site-a", jpeg_bytes, mp4_bytes) for _ in range(2)]
+    foreign = spool(outbox, "site-b", jpeg_bytes, mp4_bytes)  # a misconfigured site id
+    with serving(server_env.app) as url:
+        uploader = Uploader(
+            outbox,
+            base_url=url,
+            token=token,
+            timeout_s=5.0,
+            tuning=FAST,
+            heartbeat_body=lambda: {"cameras": [], "queue_depth": outbox.depth(), "version": "t"},
+            on_result=lambda _item, outcome: results.append(outcome),
+        )
+        uploader.start()
+        try:
+            assert uploader.drain(30)
+            resent = spool(outbox, "site-a", jpeg_bytes, mp4_bytes)
+            for item_event in (resent, ours[0]):  # a lost ack: the same event again
+                outbox.put_event(item_event)
+            assert uploader.drain(30)
+            assert uploader.heartbeat()
+        finally:
+            uploader.stop()
+    outbox.close()
+
+    reviewer = server_env.user("rev", Role.REVIEWER, ["site-a"])
+    listed = reviewer.get("/api/v1/events", params={"page_size": 50}).json()
+    stored = {e["event_id"]: e for e in listed["items"]}
+    assert set(stored) == {str(e.event_id) for e in (*ours, resent)}
+    assert str(foreign.event_id) not in stored
+    digests = {hashlib.sha256(jpeg_bytes).hexdigest(), hashlib.sha256(mp4_bytes).hexdigest()}
+    for event in ours:
+        row = stored[str(event.event_id)]
+        assert row["status"] == "ended"
+        assert {m["sha256"] for m in row["media"]} == digests
+    assert results.count(Outcome.REJECTED) >= 1  # the foreign event: 403, dropped, logged
+    assert Outcome.RETRY not in results
