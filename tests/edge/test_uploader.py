@@ -55,6 +55,15 @@ def make_uploader(outbox: Outbox, server: IngestStandIn, **kw: Any) -> Uploader:
     )
 
 
+def drain_with_uploader(outbox: Outbox, server: IngestStandIn) -> None:
+    uploader = make_uploader(outbox, server)
+    uploader.start()
+    try:
+        assert uploader.drain(20)
+    finally:
+        uploader.stop()
+
+
 def test_pushes_events_then_media_and_empties_the_outbox(
     tmp_path: Path, server: IngestStandIn
 ) -> None:
@@ -116,13 +125,7 @@ def test_resending_after_a_lost_ack_does_not_duplicate(
     uploader._request(item)  # sent and stored, but never acknowledged in the outbox
     outbox.close()
 
-    again = Outbox(tmp_path, max_bytes=10**7)
-    uploader = make_uploader(again, server)
-    uploader.start()
-    try:
-        assert uploader.drain(20)
-    finally:
-        uploader.stop()
+    drain_with_uploader(Outbox(tmp_path, max_bytes=10**7), server)
     assert list(server.state.events) == [str(event.event_id)]
     assert server.state.requests[f"event:{event.event_id}"] == 3  # start twice, end once
     assert len(server.state.media) == 2
@@ -136,12 +139,7 @@ def test_refused_items_are_dropped_and_do_not_block_the_queue(
     outbox._on_drop = lambda item, reason: dropped.append(f"{item.kind}:{reason}")
     spool_event(outbox, site_id="another-site")  # 403 for its events, 404 for its media
     good = spool_event(outbox)
-    uploader = make_uploader(outbox, server)
-    uploader.start()
-    try:
-        assert uploader.drain(20)
-    finally:
-        uploader.stop()
+    drain_with_uploader(outbox, server)
     assert list(server.state.events) == [str(good.event_id)]
     assert dropped == ["event:rejected", "snapshot:rejected", "clip:rejected", "event:rejected"]
 
