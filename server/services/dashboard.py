@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ class DayStats(BaseModel):
     #: Events where a red helmet (a party member) was seen.
     red_helmet_events: int = 0
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def completion_rate(self) -> float | None:
         """Accepted rectifications over all rectifications (None when there are none)."""

@@ -61,7 +61,7 @@ def test_filters_and_paging(server_env: ServerEnv) -> None:
     assert admin.get("/api/v1/events", params={"rule": "bogus"}).status_code == 422
 
 
-def test_dashboard_numbers(server_env: ServerEnv) -> None:
+def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
     ids = _ingest(
         server_env,
         [
@@ -85,6 +85,12 @@ def test_dashboard_numbers(server_env: ServerEnv) -> None:
         json={"responsible": "B", "deadline": "2099-01-01T00:00:00Z"},
     )
 
+    done = f"/api/v1/events/{ids[2]}/hazard"
+    admin.post(done, json={"responsible": "C", "deadline": "2020-01-01T00:00:00Z"})
+    photo = {"file": ("fixed.jpg", jpeg_bytes, "image/jpeg")}
+    assert admin.post(f"{done}/evidence", files=photo).status_code == 200
+    assert admin.post(f"{done}/accept", json={}).status_code == 200
+
     data = admin.get("/api/v1/dashboard").json()
     days = {(d["site_id"], d["day"]): d for d in data["days"]}
     assert set(days) == {
@@ -95,9 +101,11 @@ def test_dashboard_numbers(server_env: ServerEnv) -> None:
     may1 = days[("site-a", "2026-05-01")]
     assert may1["events"] == 3 and may1["events_by_rule"] == {"no_helmet": 2, "fall_edge": 1}
     assert (may1["confirmed"], may1["dismissed"], may1["pending"]) == (3, 0, 0)
-    assert (may1["hazards"], may1["hazards_accepted"], may1["hazards_overdue"]) == (2, 0, 1)
-    assert may1["red_helmet_events"] == 1
+    # Overdue: past the deadline and not yet fixed (the accepted one is not overdue).
+    assert (may1["hazards"], may1["hazards_accepted"], may1["hazards_overdue"]) == (3, 1, 1)
+    assert may1["red_helmet_events"] == 1 and may1["completion_rate"] == 1 / 3
     may2 = days[("site-a", "2026-05-02")]
+    assert may2["completion_rate"] is None  # no rectification that day
     assert may2["events_by_rule"] == {"post_unattended": 1} and may2["dismissed"] == 1
     totals = {t["site_id"]: t for t in data["totals"]}
     assert totals["site-a"]["events"] == 4 and totals["site-b"]["red_helmet_events"] == 1
