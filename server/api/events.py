@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -14,9 +15,11 @@ from server.api.deps import CurrentUser, DbSession, StoreDep
 from server.api.schemas import EventOut, EventPage, VerdictIn
 from server.db.models import EventRecord, MediaKind
 from server.services import events, export
+from server.services.errors import NotFound
 from server.services.events import MAX_PAGE_SIZE, EventFilter
 from server.services.media import get_media
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])
 Filters = Annotated[EventFilter, Query()]
 
@@ -78,6 +81,9 @@ def download_media(
     """A media file of an event (Range requests supported, so a browser can seek a clip)."""
     media = get_media(db, user=user, event_id=event_id, kind=kind)
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    if not store.exists(media.stored_name):
+        logger.warning("media %s of event %s is missing from the store", kind, event_id)
+        raise NotFound(f"the {kind.value} file of event {event_id} is missing from the store")
     path = store.local_path(media.stored_name)
     if path is not None:
         return FileResponse(path, media_type=media.content_type, headers=headers)

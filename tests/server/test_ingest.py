@@ -129,6 +129,10 @@ def test_media_upload_is_checked_and_idempotent(
     assert download.status_code == 200 and download.content == jpeg_bytes
     ranged = reader.get(f"{url}/clip", headers={"Range": "bytes=0-99"})
     assert ranged.status_code == 206 and ranged.content == mp4_bytes[:100]
+    for path in media_root.rglob("clip-*.mp4"):
+        path.unlink()  # lost behind the server's back
+    missing = reader.get(f"{url}/clip")
+    assert missing.status_code == 404 and "missing" in missing.json()["detail"]
 
 
 def test_media_for_unknown_event_and_bad_kind(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
