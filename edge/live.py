@@ -149,9 +149,10 @@ class CameraWorker:
         image = frame.bgr()
         started = time.perf_counter()
         result = self.pipeline.process(image, frame.captured_at)
-        self.runner.metrics.inference_s.labels(self.camera.id).observe(
-            time.perf_counter() - started
-        )
+        metrics = self.runner.metrics
+        metrics.inference_s.labels(self.camera.id).observe(time.perf_counter() - started)
+        for stage, seconds in getattr(result, "timings_s", {}).items():
+            metrics.stage_s.labels(self.camera.id, stage).observe(seconds)
         self._count_detect()
         for event in result.events:
             self.handle_event(event, image, getattr(result, "persons", None), frame.captured_at)

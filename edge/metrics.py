@@ -7,6 +7,7 @@ Each runner has its own registry (tests run several in one process). Names::
     sitewatch_edge_capture_fps{camera}              frames received per second
     sitewatch_edge_detect_fps{camera}               frames run through the pipeline per second
     sitewatch_edge_inference_seconds{camera}        histogram of pipeline.process time
+    sitewatch_edge_stage_seconds{camera,stage}      the same split by pipeline stage
     sitewatch_edge_frames_skipped_total{camera}     frames replaced by a newer one unprocessed
     sitewatch_edge_reconnects_total{camera}
     sitewatch_edge_events_total{camera,rule,phase}
@@ -44,6 +45,12 @@ class EdgeMetrics:
             "sitewatch_edge_inference_seconds",
             "Pipeline time per detected frame",
             ["camera"],
+            registry=r,
+        )
+        self.stage_s = Histogram(
+            "sitewatch_edge_stage_seconds",
+            "Pipeline stage time per detected frame (detect, track, attributes, rules)",
+            ["camera", "stage"],
             registry=r,
         )
         self.frames_skipped = Counter(

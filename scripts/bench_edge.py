@@ -52,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--source", choices=["rtsp", "file"], default="rtsp")
     parser.add_argument(
+        "--threads", type=int, default=0, help="model.threads (ONNX Runtime; 0 = its choice)."
+    )
+    parser.add_argument(
         "--all", action="store_true", help="Measure every n up to --max-cameras, even past failure."
     )
     return parser.parse_args()
@@ -75,6 +78,7 @@ def site_with_cameras(
     data = yaml.safe_load(text)
     camera = data["cameras"][0]
     data["cameras"] = [{**camera, "id": f"cam{i}", "loop": True} for i in range(n)]
+    data["model"]["threads"] = args.threads
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     return config
 
@@ -106,10 +110,17 @@ def run_n(
             for cid in counts0
         }
         history = runner.outbox.history()
+        stages = _stage_means_ms(runner)
     finally:
         runner.stop()
         runner.shutdown()
-    return {"fps": fps, "infer_ms": infer_ms, "history": history, "cpu_cores": cpu_cores}
+    return {
+        "fps": fps,
+        "infer_ms": infer_ms,
+        "history": history,
+        "cpu_cores": cpu_cores,
+        "stages": stages,
+    }
 
 
 def _sample(runner: EdgeRunner, suffix: str, camera_id: str) -> float:
@@ -119,6 +130,20 @@ def _sample(runner: EdgeRunner, suffix: str, camera_id: str) -> float:
             if sample.name.endswith(suffix) and sample.labels.get("camera") == camera_id:
                 return sample.value
     return 0.0
+
+
+def _stage_means_ms(runner: EdgeRunner) -> dict[str, float]:
+    """Mean time per stage over the whole run (all cameras), in ms."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for metric in runner.metrics.stage_s.collect():
+        for sample in metric.samples:
+            stage = sample.labels.get("stage", "")
+            if sample.name.endswith("_sum"):
+                sums[stage] = sums.get(stage, 0.0) + sample.value
+            elif sample.name.endswith("_count"):
+                counts[stage] = counts.get(stage, 0.0) + sample.value
+    return {stage: 1000 * sums[stage] / counts[stage] for stage in sums if counts.get(stage)}
 
 
 def latencies(history: list[tuple[Any, ...]]) -> tuple[list[float], list[float]]:
@@ -176,6 +201,8 @@ def main() -> int:
                     f"{n} camera(s): {rates}; edge CPU {result['cpu_cores']:.2f} cores, "
                     f"{cpu_per_detection:.3f} CPU-s per detected frame -> {verdict}"
                 )
+                stage_text = ", ".join(f"{k} {v:.0f} ms" for k, v in result["stages"].items())
+                print(f"    pipeline stages (mean): {stage_text}")
                 starts, spools = latencies(result["history"])
                 all_start += starts
                 all_spool += spools
