@@ -20,6 +20,7 @@ from server.metrics import Metrics, MetricsMiddleware
 from server.security import CookieSigner
 from server.services.errors import ServiceError
 from server.settings import Settings
+from server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ def create_app(
     app.state.store = store or LocalMediaStore(settings.resolved_media_dir)
     app.state.cookie_signer = CookieSigner(settings.resolved_session_secret())
     app.state.metrics = Metrics()
+    app.state.login_throttle = LoginThrottle(
+        max_failures=settings.login_max_failures, window_s=settings.login_window_s
+    )
     for module in (ingest, auth, events, hazards, dashboard, admin, ops):
         app.include_router(module.router)
     _install_error_handlers(app)

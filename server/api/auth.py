@@ -21,7 +21,7 @@ def me(session: UserSession) -> Me:
     )
 
 
-@router.post("/login", response_model=Me, responses={401: {}})
+@router.post("/login", response_model=Me, responses={401: {}, 429: {}})
 def login(body: LoginIn, request: Request, response: Response, db: DbSession) -> Me:
     """Check the password and set an httponly session cookie; returns the CSRF token."""
     session = start_session(

@@ -26,6 +26,7 @@ from server.security import (
 )
 from server.services import admin, auth
 from server.settings import Settings
+from server.throttle import LoginThrottle
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -163,13 +164,22 @@ AdminUser = Annotated[User, Depends(admin_user)]
 def start_session(
     request: Request, response: Response, *, username: str, password: str, db: Session
 ) -> UserSession | None:
-    """Check the password and set the session cookie on ``response``; None if refused."""
+    """Check the password and set the session cookie on ``response``; None if refused.
+
+    Raises :class:`server.throttle.TooManyAttempts` (a ServiceError, 429) after too many
+    failures for the user name or the client address.
+    """
     settings = get_settings(request)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    keys = (f"user:{username.lower()}", f"ip:{request.client.host if request.client else '?'}")
+    throttle.check(*keys)
     result = auth.login(
         db, username=username, password=password, max_age_s=settings.session_max_age_s
     )
     if result is None:
+        throttle.failed(*keys)
         return None
+    throttle.succeeded(keys[0])
     response.set_cookie(
         SESSION_COOKIE,
         _signer(request).sign(result.token),

@@ -186,3 +186,29 @@ def test_admin_registers_devices_and_revokes_them(server_env: ServerEnv) -> None
         admin.patch(f"/api/v1/admin/users/{uuid.uuid4().int % 10**6 + 1000}", json={}).status_code
         == 404
     )
+
+
+def test_repeated_failed_logins_are_throttled(server_env: ServerEnv) -> None:
+    server_env.user("root", Role.ADMIN)
+    client = server_env.client()
+    limit = server_env.settings.login_max_failures
+    for _ in range(limit):
+        wrong = client.post("/api/v1/auth/login", json={"username": "root", "password": "x"})
+        assert wrong.status_code == 401
+    refused = client.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+    assert refused.status_code == 429 and "try again" in refused.json()["detail"]
+
+
+def test_throttle_window_passes() -> None:
+    from server.throttle import LoginThrottle, TooManyAttempts
+
+    throttle = LoginThrottle(max_failures=2, window_s=10.0, max_keys=3)
+    throttle.failed("user:a", now=0.0)
+    throttle.failed("user:a", now=1.0)
+    with pytest.raises(TooManyAttempts):
+        throttle.check("user:a", now=5.0)
+    throttle.check("user:a", now=10.5)  # the first failure left the window
+    throttle.check("user:b", now=5.0)
+    for key in ("k1", "k2", "k3", "k4"):
+        throttle.failed(key, now=0.0)
+    assert len(throttle._failures) == 3  # bounded
