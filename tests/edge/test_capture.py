@@ -99,7 +99,8 @@ def test_a_slow_consumer_always_gets_the_newest_frame(short_clip: Path) -> None:
             seqs.append(last := frame.seq)
             time.sleep(0.4)  # "inference" much slower than the camera
     assert all(b - a >= 5 for a, b in itertools.pairwise(seqs))  # frames skipped
-    assert max(ages_s) < 0.2  # no growing lag: what it takes is always fresh
+    # No growing lag: a queue would hand out frames 0.4, 0.8, 1.2 s old by now.
+    assert max(ages_s) < 0.35
     assert capture.slot.overwritten >= 15
 
 
@@ -146,8 +147,8 @@ def test_a_stalled_rtsp_stream_times_out_and_recovers(rtsp_video: Path) -> None:
             wait_for(lambda: (f := capture.slot.latest()) is not None and f.seq > 10, 15, "frames")
             server.pause()
             stalled_at = time.monotonic()
-            wait_for(lambda: not capture.state.online, 10, "offline after the read timeout")
-            assert time.monotonic() - stalled_at < FAST.read_timeout_s + 3
+            wait_for(lambda: not capture.state.online, 15, "offline after the read timeout")
+            assert time.monotonic() - stalled_at < FAST.read_timeout_s + 8  # not hung
             server.resume()
             wait_for(lambda: capture.state.online, 20, "back online")
     finally:
