@@ -54,5 +54,9 @@ from sitewatch.commands.server import server_app as _server_app  # noqa: E402
 
 app.add_typer(_server_app, name="server")
 
+from sitewatch.commands.demo import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)
+
 if __name__ == "__main__":
     app()
