@@ -1,0 +1,1 @@
+"""Evaluation of replayed video against hand-labelled ground truth."""
