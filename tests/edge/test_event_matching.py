@@ -84,7 +84,9 @@ def test_predicted_intervals_collapse_phases() -> None:
     origin = datetime(2026, 1, 1, tzinfo=UTC)
     event_id = uuid.uuid4()
 
-    def msg(phase: EventPhase, **times: datetime) -> Event:
+    def msg(
+        phase: EventPhase, updated_at: datetime | None = None, ended_at: datetime | None = None
+    ) -> Event:
         return Event(
             event_id=event_id,
             phase=phase,
@@ -92,7 +94,8 @@ def test_predicted_intervals_collapse_phases() -> None:
             camera_id="c",
             rule=RZ,
             started_at=origin + timedelta(seconds=3),
-            **times,
+            updated_at=updated_at,
+            ended_at=ended_at,
         )
 
     messages = [
