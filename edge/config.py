@@ -167,6 +167,29 @@ class PrivacyConfig(_Strict):
     blur_unknown_faces: bool = True
 
 
+class FacesConfig(_Strict):
+    #: Face detection and recognition on person tracks (off unless a site turns it on).
+    enabled: bool = False
+    #: Folder of the YuNet/SFace ONNX files; default $SITEWATCH_SHARED/models or ../shared.
+    models_dir: str | None = None
+    #: Look for faces on every n-th processed frame.
+    detect_every_n_frames: int = Field(default=2, ge=1, le=100)
+    min_face_px: int = Field(default=12, ge=4, le=1000)
+    #: SFace cosine similarity to count as the same person (0.363 per OpenCV Zoo).
+    match_threshold: float = Field(default=0.363, gt=0.0, lt=1.0)
+    #: A track gets a worker's identity when this many of its last vote_window faces match.
+    votes: int = Field(default=3, ge=1, le=100)
+    vote_window: int = Field(default=5, ge=1, le=100)
+    #: Enrolled embeddings (.npz, one (k, 128) array per worker id) until the server syncs.
+    register_path: str | None = None
+
+    @model_validator(mode="after")
+    def _votes_fit(self) -> FacesConfig:
+        if self.votes > self.vote_window:
+            raise ValueError(f"votes ({self.votes}) cannot exceed vote_window ({self.vote_window})")
+        return self
+
+
 class SiteConfig(_Strict):
     site: SiteInfo
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -178,6 +201,7 @@ class SiteConfig(_Strict):
     clips: ClipConfig = Field(default_factory=ClipConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    faces: FacesConfig = Field(default_factory=FacesConfig)
 
     @field_validator("cameras")
     @classmethod

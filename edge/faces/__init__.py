@@ -1,0 +1,1 @@
+"""Faces: YuNet detection, SFace embeddings, per-track best face and identity, privacy."""

@@ -1,0 +1,88 @@
+"""The pipeline's face stage: faces of tracked people -> ``data[WORKER_ID]`` per person.
+
+Every ``detect_every_n_frames``-th call looks for faces in the upper part of each tracked
+person, embeds the one best face per person, and votes it into that track's identity;
+calls in between only copy the identities the tracks already have. Ended tracks are pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import FacesConfig, resolve_path
+from edge.detections import WORKER_ID, Detections
+from edge.faces.detection import (
+    DETECTOR_MODEL,
+    RECOGNIZER_MODEL,
+    Face,
+    FaceDetector,
+    resolve_model,
+)
+from edge.faces.embedding import FaceEmbedder
+from edge.faces.privacy import FacePrivacy
+from edge.faces.tracks import FaceRegister, FaceTracks
+from edge.tracking import subset
+
+logger = logging.getLogger(__name__)
+
+
+class FaceStage:
+    def __init__(
+        self,
+        config: FacesConfig,
+        *,
+        register: FaceRegister | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        models_dir = (
+            resolve_path(config.models_dir, config_path=config_path) if config.models_dir else None
+        )
+        self.detector = FaceDetector(
+            resolve_model(DETECTOR_MODEL, models_dir), min_face_px=config.min_face_px
+        )
+        self.embedder = FaceEmbedder(resolve_model(RECOGNIZER_MODEL, models_dir))
+        if register is None and config.register_path:
+            path = resolve_path(config.register_path, config_path=config_path)
+            register = FaceRegister.load(path)
+        self.register = register if register is not None else FaceRegister()
+        self.tracks = FaceTracks(
+            self.register,
+            threshold=config.match_threshold,
+            votes=config.votes,
+            window=config.vote_window,
+        )
+        self._calls = 0
+
+    def update(self, persons: Detections, frame_bgr: np.ndarray, now_s: float) -> Detections:
+        """``persons`` (tracked) with ``data[WORKER_ID]`` set ("" = unknown)."""
+        track_ids = _track_ids(persons)
+        if self._calls % self.config.detect_every_n_frames == 0 and len(persons):
+            faces = self.detector.detect_in_boxes(frame_bgr, persons.xyxy)
+            for track_id, person_faces in zip(track_ids, faces, strict=True):
+                face = _largest(person_faces)
+                if track_id >= 0 and face is not None:
+                    embedding = self.embedder.embed(frame_bgr, face)
+                    self.tracks.observe(track_id, frame_bgr, face, embedding, now_s)
+        self._calls += 1
+        self.tracks.prune({t for t in track_ids if t >= 0})
+        out = subset(persons, np.arange(len(persons)))
+        out.data[WORKER_ID] = np.array([self.tracks.identity(t) for t in track_ids], dtype=object)
+        return out
+
+    def privacy(self) -> FacePrivacy:
+        """A blurrer sharing this stage's models and register."""
+        return FacePrivacy(self.detector, self.embedder, self.register, self.config.match_threshold)
+
+
+def _track_ids(persons: Detections) -> list[int]:
+    if persons.tracker_id is None:
+        return [-1] * len(persons)
+    return [int(t) for t in persons.tracker_id]
+
+
+def _largest(faces: list[Face]) -> Face | None:
+    return max(faces, key=lambda f: f.size_px * f.score, default=None)
