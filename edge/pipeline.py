@@ -22,6 +22,7 @@ from edge.config import CameraConfig, SiteConfig
 from edge.detections import CLASS_NAME, HEAD, HELMET, Detections
 from edge.detector import Detector
 from edge.events import Event
+from edge.faces.stage import FaceStage
 from edge.rules.engine import RuleEngine
 from edge.tracking import PersonTracker, subset
 
@@ -55,6 +56,7 @@ class CameraPipeline:
         frame_rate: float | None = None,
         rule_engine: RuleEngine | None = None,
         attributes: HelmetAttributes | None = None,
+        faces: FaceStage | None = None,
     ) -> None:
         self.site = site
         self.camera = camera
@@ -63,6 +65,8 @@ class CameraPipeline:
         self.tracker = PersonTracker(site.tracking, self.frame_rate)
         self.attributes = attributes or HelmetAttributes(site.attributes)
         self.rules = rule_engine or RuleEngine(site, camera)
+        #: Face stage (sets data[WORKER_ID] on persons) when site.faces.enabled.
+        self.faces = faces or (FaceStage(site.faces) if site.faces.enabled else None)
         self._origin: datetime | None = None
         self.has_heads = HEAD in detector.class_names or HELMET in detector.class_names
         if not self.has_heads:
@@ -88,6 +92,11 @@ class CameraPipeline:
         heads = _heads(detections)
         persons = self.attributes.update(persons, heads, frame_bgr, now_s)
         timings["attributes"] = _lap(started)
+
+        if self.faces is not None:
+            started = time.perf_counter()
+            persons = self.faces.update(persons, frame_bgr, now_s)
+            timings["faces"] = _lap(started)
 
         started = time.perf_counter()
         frame_wh = (frame_bgr.shape[1], frame_bgr.shape[0])
