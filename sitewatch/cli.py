@@ -58,5 +58,12 @@ from sitewatch.commands.demo import demo as _demo  # noqa: E402
 
 app.command("demo")(_demo)
 
+eval_app = typer.Typer(help="Evaluation against labelled video.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+from sitewatch.commands.eval_events import eval_events as _eval_events  # noqa: E402
+
+eval_app.command("events")(_eval_events)
+
 if __name__ == "__main__":
     app()

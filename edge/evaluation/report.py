@@ -1,0 +1,161 @@
+"""Markdown and HTML reports of ``sitewatch eval events``, with PNG plots (matplotlib Agg).
+
+Per video: a timeline of true vs predicted intervals per rule, the score table, and with
+a sweep a precision/recall plot per rule (one line per min_duration_s, points along the
+detector confidence).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from edge.evaluation.evaluate import VideoEvaluation
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("rule", "true", "predicted", "tp", "fp", "duplicates", "fn", "precision", "recall", "f1")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def plot_timeline(evaluation: VideoEvaluation, path: Path) -> None:
+    rules = list(evaluation.scores)
+    fig, ax = plt.subplots(figsize=(10, 0.9 + 0.8 * max(len(rules), 1)))
+    for row, rule in enumerate(rules):
+        score = evaluation.scores[rule]
+        matched_pred = {p for _, p in score.matches}
+        true_bars = [(i.start_s, max(i.end_s - i.start_s, 0.1)) for i in score.true]
+        ax.broken_barh(true_bars, (row + 0.05, 0.4), facecolors="tab:green", label="true")
+        for p, interval in enumerate(score.predicted):
+            colour = "tab:blue" if p in matched_pred else "tab:red"
+            width = max(interval.end_s - interval.start_s, 0.1)
+            ax.broken_barh([(interval.start_s, width)], (row + 0.55, 0.4), facecolors=colour)
+    ax.set_yticks([r + 0.5 for r in range(len(rules))], [r.value for r in rules])
+    ax.set_xlim(0, max(evaluation.duration_s, 1.0))
+    ax.set_xlabel("video time (s)")
+    ax.set_title(
+        f"{evaluation.video.name}: true (lower, green) vs predicted (upper; "
+        "blue matched, red false/duplicate)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_pr(points: list[VideoEvaluation], path: Path) -> None:
+    rules = list(points[0].scores)
+    fig, axes = plt.subplots(1, len(rules), figsize=(4.5 * len(rules), 4), squeeze=False)
+    for ax, rule in zip(axes[0], rules, strict=True):
+        lines: dict[float, list[tuple[float, float, float]]] = defaultdict(list)
+        for point in points:
+            score = point.scores[rule]
+            p = score.precision if score.precision is not None else 1.0
+            r = score.recall if score.recall is not None else 0.0
+            lines[point.min_duration_s or 0.0].append((point.confidence or 0.0, r, p))
+        for min_duration_s, values in sorted(lines.items()):
+            values.sort()
+            ax.plot(
+                [v[1] for v in values],
+                [v[2] for v in values],
+                marker="o",
+                label=f"min_duration {min_duration_s:g} s",
+            )
+            for conf, r, p in values:
+                ax.annotate(f"{conf:g}", (r, p), fontsize=7)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(rule.value)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(
+    out_dir: Path,
+    evaluations: list[VideoEvaluation],
+    sweeps: list[list[VideoEvaluation]],
+    *,
+    tolerance_s: float,
+) -> tuple[Path, Path]:
+    """Write report.md, report.html and PNGs into ``out_dir``; return the two report paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = [
+        "# sitewatch event evaluation",
+        "",
+        f"Matching tolerance: {tolerance_s:g} s. Duplicates (extra alerts for an already "
+        "matched true event) count as false positives.",
+        "",
+    ]
+    body = [
+        f"<h1>sitewatch event evaluation</h1><p>Matching tolerance: {tolerance_s:g} s. "
+        "Duplicates count as false positives.</p>"
+    ]
+    for evaluation, points in zip(evaluations, sweeps, strict=True):
+        stem = evaluation.video.stem
+        timeline = f"timeline-{stem}.png"
+        plot_timeline(evaluation, out_dir / timeline)
+        rows = [s.as_dict() for s in evaluation.scores.values()]
+        md += [
+            f"## {evaluation.video.name}",
+            "",
+            f"Model `{evaluation.model}`, {evaluation.replay.frames_detected} frames "
+            f"detected at {evaluation.replay.fps:.1f} frames/s.",
+            "",
+            "| " + " | ".join(COLUMNS) + " | latency s |",
+            "|" + "---|" * (len(COLUMNS) + 1),
+        ]
+        md += [
+            "| " + " | ".join(_cell(r[c]) for c in COLUMNS) + f" | {_cell(r['mean_latency_s'])} |"
+            for r in rows
+        ]
+        md += ["", f"![timeline]({timeline})", ""]
+        header = "".join(f"<th>{c}</th>" for c in (*COLUMNS, "latency s"))
+        cells = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in (*COLUMNS, "mean_latency_s"))
+            + "</tr>"
+            for r in rows
+        )
+        body += [
+            f"<h2>{html.escape(evaluation.video.name)}</h2>",
+            f"<p>Model <code>{html.escape(evaluation.model)}</code></p>",
+            f"<table border=1><tr>{header}</tr>{cells}</table>",
+            f'<img src="{timeline}" alt="timeline">',
+        ]
+        if points:
+            pr = f"pr-{stem}.png"
+            plot_pr(points, out_dir / pr)
+            md += [
+                "Precision/recall over confidence (point labels) and min_duration_s:",
+                "",
+                f"![precision/recall]({pr})",
+                "",
+            ]
+            body.append(f'<img src="{pr}" alt="precision/recall">')
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    html_path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>sitewatch evaluation</title>"
+        "</head><body>" + "\n".join(body) + "</body></html>\n",
+        encoding="utf-8",
+    )
+    return md_path, html_path
+
+
+__all__ = ["plot_pr", "plot_timeline", "write_report"]
