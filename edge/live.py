@@ -172,6 +172,7 @@ class CameraWorker:
             outbox.put_event(event)
             return
         outbox.put_event(event)
+        image = self._private(image)
         outbox.put_media_bytes(
             event_id, "snapshot", "snapshot.jpg", encode_jpeg(self._annotate(image, persons, event))
         )
@@ -184,6 +185,13 @@ class CameraWorker:
             path=outbox.tmp_path("clip.mp4"),
             on_done=runner.clip_done,
         )
+
+    def _private(self, image: Any) -> Any:
+        """``image`` with unknown faces blurred when faces and privacy are on."""
+        from edge.faces.stage import snapshot_blur
+
+        blur = snapshot_blur(self.runner.site, getattr(self.pipeline, "faces", None))
+        return image if blur is None else blur(image)
 
     def _annotate(self, image: Any, persons: Any, event: Event) -> Any:
         if persons is None:

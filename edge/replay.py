@@ -25,6 +25,7 @@ from edge.config import CameraConfig, SiteConfig, SiteInfo
 from edge.detections import Detections
 from edge.detector import Detector
 from edge.events import Event, EventPhase
+from edge.faces.stage import snapshot_blur
 from edge.pipeline import STAGES, CameraPipeline, FrameResult
 from edge.snapshots import EventRecorder
 from edge.video import FrameSampler, Mp4Writer, VideoError, VideoFrame, VideoReader
@@ -86,8 +87,13 @@ class _Outputs:
     """Snapshots, events.jsonl and the optional MP4 for one replay."""
 
     def __init__(
-        self, recorder: EventRecorder, writer: Mp4Writer | None, camera: CameraConfig
+        self,
+        recorder: EventRecorder,
+        writer: Mp4Writer | None,
+        camera: CameraConfig,
+        blur: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
+        self.blur = blur  # privacy: unknown faces in snapshots
         self.recorder = recorder
         self.writer = writer
         self.annotator = FrameAnnotator(zones=camera.zones)
@@ -101,7 +107,8 @@ class _Outputs:
         for event in events:
             snapshot = None
             if image is not None and event.phase is EventPhase.START:
-                snapshot = self.annotator.draw(image, self.persons, highlight=event)
+                private = self.blur(image) if self.blur is not None else image
+                snapshot = self.annotator.draw(private, self.persons, highlight=event)
             self.recorder.record(event, snapshot)
 
     def frame(self, frame: VideoFrame) -> None:
@@ -139,7 +146,7 @@ def run_replay(
             Mp4Writer(out_dir / ANNOTATED_VIDEO, reader.fps, reader.frame_wh) if annotate else None
         )
         with EventRecorder(out_dir, id_seed=seed) as recorder:
-            outputs = _Outputs(recorder, writer, camera)
+            outputs = _Outputs(recorder, writer, camera, snapshot_blur(site, pipeline.faces))
             last_now = _loop(
                 reader,
                 pipeline,

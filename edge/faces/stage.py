@@ -8,11 +8,12 @@ calls in between only copy the identities the tracks already have. Ended tracks 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from edge.config import FacesConfig, resolve_path
+from edge.config import FacesConfig, SiteConfig, resolve_path
 from edge.detections import WORKER_ID, Detections
 from edge.faces.detection import (
     DETECTOR_MODEL,
@@ -76,6 +77,15 @@ class FaceStage:
     def privacy(self) -> FacePrivacy:
         """A blurrer sharing this stage's models and register."""
         return FacePrivacy(self.detector, self.embedder, self.register, self.config.match_threshold)
+
+
+def snapshot_blur(
+    site: SiteConfig, faces: FaceStage | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The blur to apply to media leaving the box, or None (faces off or privacy off)."""
+    if faces is None or not site.privacy.blur_unknown_faces:
+        return None
+    return faces.privacy().blur_unknown
 
 
 def _track_ids(persons: Detections) -> list[int]:
