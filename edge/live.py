@@ -177,6 +177,7 @@ class CameraWorker:
             event_id, "snapshot", "snapshot.jpg", encode_jpeg(self._annotate(image, persons, event))
         )
         outbox.put_media_bytes(event_id, "snapshot_clean", "snapshot_clean.jpg", encode_jpeg(image))
+        self._put_face(event)
         clips = runner.site.clips
         self.recorder.request(
             event_id,
@@ -192,6 +193,17 @@ class CameraWorker:
 
         blur = snapshot_blur(self.runner.site, getattr(self.pipeline, "faces", None))
         return image if blur is None else blur(image)
+
+    def _put_face(self, event: Event) -> None:
+        """The track's best face thumbnail (media kind "face"), when it may leave the box."""
+        from edge.faces.stage import shareable_thumbnail
+
+        faces = getattr(self.pipeline, "faces", None)
+        thumbnail = shareable_thumbnail(self.runner.site, faces, event.track_id)
+        if thumbnail is not None:
+            self.runner.outbox.put_media_bytes(
+                str(event.event_id), "face", "face.jpg", encode_jpeg(thumbnail)
+            )
 
     def _annotate(self, image: Any, persons: Any, event: Event) -> Any:
         if persons is None:

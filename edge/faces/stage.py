@@ -88,6 +88,21 @@ def snapshot_blur(
     return faces.privacy().blur_unknown
 
 
+def shareable_thumbnail(
+    site: SiteConfig, faces: FaceStage | None, track_id: int | None
+) -> np.ndarray | None:
+    """The best face of ``track_id`` for an event, or None.
+
+    With privacy on, only an enrolled worker's face leaves the box: an unknown person's
+    face thumbnail is never sent.
+    """
+    if faces is None or track_id is None:
+        return None
+    if site.privacy.blur_unknown_faces and not faces.tracks.identity(track_id):
+        return None
+    return faces.tracks.thumbnail(track_id)
+
+
 def _track_ids(persons: Detections) -> list[int]:
     if persons.tracker_id is None:
         return [-1] * len(persons)

@@ -98,3 +98,26 @@ def test_with_nobody_enrolled_every_face_is_blurred(stage: FaceStage) -> None:
         # unrecognisable: SFace no longer sees the same person there
         similarity = float(stage.embedder.embed(image, face) @ stage.embedder.embed(out, face))
         assert similarity < stage.config.match_threshold, similarity
+
+
+def test_face_thumbnail_leaves_the_box_only_for_enrolled_workers(stage: FaceStage) -> None:
+    from edge.faces.stage import shareable_thumbnail
+
+    enrol = _frame(30)
+    stage.register.set("w-red", [stage.embedder.embed(enrol, _largest_left(stage, 30))])
+    try:
+        image = _frame(100)
+        faces = stage.detector.detect(image)
+        red = max((f for f in faces if f.xyxy[2] < 700), key=lambda f: f.size_px)
+        white = next(f for f in faces if f.xyxy[0] > 700)
+        for _ in range(stage.config.votes):
+            stage.tracks.observe(1, image, red, stage.embedder.embed(image, red), 0.0)
+            stage.tracks.observe(2, image, white, stage.embedder.embed(image, white), 0.0)
+        shared = shareable_thumbnail(_site(True), stage, 1)
+        assert shared is not None and shared.shape[2] == 3
+        assert shareable_thumbnail(_site(True), stage, 2) is None  # unknown: never sent
+        assert shareable_thumbnail(_site(False), stage, 2) is not None  # privacy off
+        assert shareable_thumbnail(_site(True), stage, None) is None
+    finally:
+        stage.register.remove("w-red")
+        stage.tracks.prune(set())
