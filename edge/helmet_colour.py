@@ -1,22 +1,28 @@
 """Helmet colour from the pixels of a helmet box.
 
 A helmet box from the detector covers the whole head: the shell is its upper part and
-the face (skin, often reddish-orange) its lower part. The colour is therefore read from
-the upper-central window of the box only (:data:`WINDOW`), in HSV:
+the face (skin, often reddish-orange) its lower part. Two methods share the same crops:
 
-* a pixel is *chromatic* when saturated and bright enough, and then votes for the hue
-  band it falls in (red, orange, yellow, blue);
-* a pixel is *white* when its saturation is low and its value high;
-* the colour with the most votes wins if its share of the window reaches
-  :data:`MIN_SHARE`; otherwise the helmet is ``other``.
+* :class:`HelmetColourModel` (the default when ``models/helmet-colour.json`` exists): a
+  multinomial logistic regression on HSV histograms of the box and of its upper-central
+  window, trained by ``scripts/train_helmet_colour.py`` on the labelled helmet crops of
+  ``helmet-colour`` (red, blue, white, yellow). Its weights are plain JSON; inference is
+  numpy only. A crop whose best probability is below the model's ``min_probability`` is
+  ``other``; a red or yellow call whose chromatic pixels have an orange median hue is
+  ``orange`` (the training data has no orange class, see the model card).
+* :func:`classify_by_hue_votes`: HSV rules (pixels of the window vote for a hue band or
+  white), kept as the fallback when no model file is present.
 
-Hue bands use OpenCV's 0..179 hue scale.
+Hue values use OpenCV's 0..179 scale.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,6 +30,9 @@ import numpy as np
 from edge.events import HelmetColour
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "helmet-colour.json"
+FEATURE_VERSION = "hsv-hist-v1"
 
 
 @dataclass(frozen=True)
@@ -45,12 +54,14 @@ HUE_BANDS: tuple[tuple[HelmetColour, int, int], ...] = (
     (HelmetColour.BLUE, 90, 135),
     (HelmetColour.RED, 160, 180),
 )
+ORANGE_HUE = (10, 17)
 MIN_SATURATION = 90
 MIN_VALUE = 70
 WHITE_MAX_SATURATION = 50
 WHITE_MIN_VALUE = 150
 MIN_SHARE = 0.15
 MIN_CROP_PX = 2
+HUE_BINS, SAT_BINS, VAL_BINS = 18, 4, 8
 
 
 def helmet_window(crop_bgr: np.ndarray, window: ColourWindow = WINDOW) -> np.ndarray:
@@ -61,12 +72,20 @@ def helmet_window(crop_bgr: np.ndarray, window: ColourWindow = WINDOW) -> np.nda
     return crop_bgr[y0:y1, x0:x1]
 
 
+def _hsv_pixels(crop_bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(crop_bgr), cv2.COLOR_BGR2HSV).reshape(-1, 3)
+
+
+def _chromatic(hsv: np.ndarray) -> np.ndarray:
+    return (hsv[:, 1] >= MIN_SATURATION) & (hsv[:, 2] >= MIN_VALUE)
+
+
 def colour_votes(crop_bgr: np.ndarray) -> dict[HelmetColour, float]:
     """Share of the window's pixels that vote for each colour (sums to <= 1)."""
-    hsv = cv2.cvtColor(helmet_window(crop_bgr), cv2.COLOR_BGR2HSV).reshape(-1, 3)
-    hue, sat, val = (hsv[:, i].astype(np.int32) for i in range(3))
+    hsv = _hsv_pixels(helmet_window(crop_bgr)).astype(np.int32)
+    hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
     n_px = max(len(hsv), 1)
-    chromatic = (sat >= MIN_SATURATION) & (val >= MIN_VALUE)
+    chromatic = _chromatic(hsv)
     votes: dict[HelmetColour, float] = {colour: 0.0 for colour in HelmetColour}
     for colour, low, high in HUE_BANDS:
         votes[colour] += float(np.count_nonzero(chromatic & (hue >= low) & (hue < high))) / n_px
@@ -75,15 +94,113 @@ def colour_votes(crop_bgr: np.ndarray) -> dict[HelmetColour, float]:
     return votes
 
 
-def classify_helmet_colour(crop_bgr: np.ndarray) -> HelmetColour:
+def classify_by_hue_votes(crop_bgr: np.ndarray) -> HelmetColour:
+    """The rule-based method: the colour with most votes, if it has :data:`MIN_SHARE`."""
+    votes = colour_votes(crop_bgr)
+    best = max(votes, key=lambda colour: votes[colour])
+    return best if votes[best] >= MIN_SHARE else HelmetColour.OTHER
+
+
+def _hsv_histogram(crop_bgr: np.ndarray) -> np.ndarray:
+    """Joint hue x saturation histogram plus a value histogram, each summing to 1."""
+    hsv = _hsv_pixels(crop_bgr).astype(np.float32)
+    joint, _, _ = np.histogram2d(
+        hsv[:, 0], hsv[:, 1], bins=(HUE_BINS, SAT_BINS), range=((0, 180), (0, 256))
+    )
+    value, _ = np.histogram(hsv[:, 2], bins=VAL_BINS, range=(0, 256))
+    n_px = max(len(hsv), 1)
+    return np.concatenate([joint.ravel(), value]).astype(np.float64) / n_px
+
+
+def colour_features(crop_bgr: np.ndarray) -> np.ndarray:
+    """Feature vector of one crop (version :data:`FEATURE_VERSION`): histograms of the
+    upper-central window and of the whole box."""
+    return np.concatenate([_hsv_histogram(helmet_window(crop_bgr)), _hsv_histogram(crop_bgr)])
+
+
+def looks_orange(crop_bgr: np.ndarray) -> bool:
+    """True when the window's saturated pixels have a median hue in :data:`ORANGE_HUE`."""
+    hsv = _hsv_pixels(helmet_window(crop_bgr))
+    hue = hsv[_chromatic(hsv), 0]
+    if len(hue) < max(4, MIN_SHARE * len(hsv)):
+        return False
+    return bool(ORANGE_HUE[0] <= float(np.median(hue)) < ORANGE_HUE[1])
+
+
+@dataclass(frozen=True)
+class HelmetColourModel:
+    """Standardise -> linear -> softmax, weights from ``scripts/train_helmet_colour.py``."""
+
+    classes: tuple[HelmetColour, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (n_classes, n_features)
+    intercept: np.ndarray  # (n_classes,)
+    min_probability: float = 0.0
+    detect_orange: bool = True
+
+    @classmethod
+    def load(cls, path: Path) -> HelmetColourModel:
+        try:
+            raw = json.loads(path.read_text())
+            if raw["features"] != FEATURE_VERSION:
+                raise ValueError(f"features {raw['features']!r}, expected {FEATURE_VERSION!r}")
+            model = cls(
+                classes=tuple(HelmetColour(c) for c in raw["classes"]),
+                mean=np.asarray(raw["mean"], dtype=np.float64),
+                scale=np.asarray(raw["scale"], dtype=np.float64),
+                coef=np.asarray(raw["coef"], dtype=np.float64),
+                intercept=np.asarray(raw["intercept"], dtype=np.float64),
+                min_probability=float(raw.get("min_probability", 0.0)),
+                detect_orange=bool(raw.get("detect_orange", True)),
+            )
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"helmet colour model {path}: {exc}") from exc
+        if model.coef.shape != (len(model.classes), len(model.mean)):
+            raise ValueError(
+                f"helmet colour model {path}: coef shape {model.coef.shape} does "
+                f"not match {len(model.classes)} classes x {len(model.mean)} features"
+            )
+        return model
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` for features ``(N, n_features)``."""
+        logits = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    def classify(self, crop_bgr: np.ndarray) -> HelmetColour:
+        probabilities = self.probabilities(colour_features(crop_bgr)[None, :])[0]
+        best = int(np.argmax(probabilities))
+        if probabilities[best] < self.min_probability:
+            return HelmetColour.OTHER
+        colour = self.classes[best]
+        warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
+        if self.detect_orange and warm and looks_orange(crop_bgr):
+            return HelmetColour.ORANGE
+        return colour
+
+
+@lru_cache(maxsize=4)
+def load_default_model(path: Path = DEFAULT_MODEL_PATH) -> HelmetColourModel | None:
+    """The shipped model, or None (with a warning) when its file is absent."""
+    if not path.exists():
+        logger.warning("no helmet colour model at %s: using HSV hue votes", path)
+        return None
+    return HelmetColourModel.load(path)
+
+
+def classify_helmet_colour(
+    crop_bgr: np.ndarray, model: HelmetColourModel | None = None
+) -> HelmetColour:
     """Colour of one helmet crop (BGR, the whole helmet/head box)."""
     if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
         raise ValueError(f"crop_bgr must be HxWx3 BGR, got shape {crop_bgr.shape}")
     if min(crop_bgr.shape[:2]) < MIN_CROP_PX:
         return HelmetColour.OTHER
-    votes = colour_votes(crop_bgr)
-    best = max(votes, key=lambda colour: votes[colour])
-    return best if votes[best] >= MIN_SHARE else HelmetColour.OTHER
+    model = model or load_default_model()
+    return model.classify(crop_bgr) if model else classify_by_hue_votes(crop_bgr)
 
 
 def crop_boxes(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
@@ -91,12 +208,14 @@ def crop_boxes(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
     if xyxy.ndim != 2 or xyxy.shape[1] != 4:
         raise ValueError(f"xyxy must have shape (N, 4), got {xyxy.shape}")
     height, width = frame_bgr.shape[:2]
-    boxes = np.round(xyxy).astype(np.int64)
+    boxes = np.round(np.nan_to_num(xyxy)).astype(np.int64)
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
     return [frame_bgr[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
 
 
-def classify_helmet_colours(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[HelmetColour]:
+def classify_helmet_colours(
+    frame_bgr: np.ndarray, xyxy: np.ndarray, model: HelmetColourModel | None = None
+) -> list[HelmetColour]:
     """Colour of every helmet box ``xyxy (N, 4)`` (pixels) in ``frame_bgr``."""
-    return [classify_helmet_colour(crop) for crop in crop_boxes(frame_bgr, xyxy)]
+    return [classify_helmet_colour(crop, model) for crop in crop_boxes(frame_bgr, xyxy)]

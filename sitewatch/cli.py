@@ -65,5 +65,13 @@ from sitewatch.commands.eval_events import eval_events as _eval_events  # noqa: 
 
 eval_app.command("events")(_eval_events)
 
+from sitewatch.commands.eval_detect import eval_detect as _eval_detect  # noqa: E402
+
+eval_app.command("detect")(_eval_detect)
+
+from sitewatch.commands.faces import faces_app as _faces_app  # noqa: E402
+
+app.add_typer(_faces_app, name="faces")
+
 if __name__ == "__main__":
     app()
