@@ -180,7 +180,7 @@ class FacesConfig(_Strict):
     #: A track gets a worker's identity when this many of its last vote_window faces match.
     votes: int = Field(default=3, ge=1, le=100)
     vote_window: int = Field(default=5, ge=1, le=100)
-    #: Enrolled embeddings (.npz, one (k, 128) array per worker id) until the server syncs.
+    #: Enrolled workers' embeddings (.npz from `sitewatch faces enrol`) until server sync.
     register_path: str | None = None
 
     @model_validator(mode="after")

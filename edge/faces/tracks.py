@@ -63,14 +63,38 @@ class FaceRegister:
         worker_id, score = self.best_match(embedding)
         return worker_id if score >= threshold else ""
 
+    def worker_ids(self) -> list[str]:
+        return sorted(self._by_worker)
+
+    def embeddings(self, worker_id: str) -> np.ndarray:
+        return self._by_worker[worker_id].copy()
+
+    def save(self, path: Path) -> None:
+        """To an .npz (see :meth:`load`), written whole then renamed into place."""
+        ids = sorted(self._by_worker)
+        rows = [self._by_worker[w] for w in ids]
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            worker_ids=np.array(ids, dtype=str),
+            counts=np.array([len(r) for r in rows], np.int64),
+            embeddings=np.vstack(rows) if rows else np.zeros((0, EMBEDDING_DIM), np.float32),
+        )
+        tmp.replace(path)
+
     @classmethod
     def load(cls, path: Path) -> FaceRegister:
-        """From an .npz whose arrays are named by worker id, each (k, 128)."""
+        """From an .npz written by :meth:`save` (worker_ids, counts, embeddings (n, 128))."""
         try:
-            with np.load(path) as data:
-                return cls({k: list(np.asarray(data[k]).reshape(-1, EMBEDDING_DIM)) for k in data})
-        except (OSError, ValueError) as exc:
+            with np.load(path, allow_pickle=False) as data:
+                ids, counts = list(data["worker_ids"]), list(data["counts"])
+                rows = np.asarray(data["embeddings"], np.float32).reshape(-1, EMBEDDING_DIM)
+        except (OSError, ValueError, KeyError) as exc:
             raise ValueError(f"face register {path}: {exc}") from None
+        if len(ids) != len(counts) or sum(counts) != len(rows):
+            raise ValueError(f"face register {path}: worker ids, counts and embeddings disagree")
+        starts = np.cumsum([0, *counts])
+        return cls({str(w): list(rows[starts[i] : starts[i + 1]]) for i, w in enumerate(ids)})
 
 
 def face_quality(image_bgr: np.ndarray, face: Face) -> float:
