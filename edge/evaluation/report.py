@@ -16,8 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from edge.evaluation.evaluate import VideoEvaluation
+from edge.evaluation.event_matching import Interval
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +32,49 @@ def _cell(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def _lanes(intervals: list[Interval]) -> list[int]:
+    """A lane per interval so that overlapping intervals do not hide each other."""
+    ends: list[float] = []
+    lanes = []
+    for interval in intervals:
+        lane = next((i for i, end in enumerate(ends) if end <= interval.start_s), len(ends))
+        if lane == len(ends):
+            ends.append(interval.end_s)
+        ends[lane] = interval.end_s
+        lanes.append(lane)
+    return lanes
+
+
+def _draw(ax: Axes, intervals: list[Interval], base: float, colours: list[str]) -> None:
+    lanes = _lanes(intervals)
+    height = 0.4 / max(max(lanes, default=0) + 1, 1)
+    for interval, lane, colour in zip(intervals, lanes, colours, strict=True):
+        width = max(interval.end_s - interval.start_s, 0.1)
+        ax.broken_barh(
+            [(interval.start_s, width)], (base + lane * height, height * 0.9), facecolors=colour
+        )
+
+
 def plot_timeline(evaluation: VideoEvaluation, path: Path) -> None:
     rules = list(evaluation.scores)
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.8 * max(len(rules), 1)))
     for row, rule in enumerate(rules):
         score = evaluation.scores[rule]
-        matched_pred = {p for _, p in score.matches}
-        true_bars = [(i.start_s, max(i.end_s - i.start_s, 0.1)) for i in score.true]
-        ax.broken_barh(true_bars, (row + 0.05, 0.4), facecolors="tab:green", label="true")
-        for p, interval in enumerate(score.predicted):
-            colour = "tab:blue" if p in matched_pred else "tab:red"
-            width = max(interval.end_s - interval.start_s, 0.1)
-            ax.broken_barh([(interval.start_s, width)], (row + 0.55, 0.4), facecolors=colour)
+        matched = {p for _, p in score.matches}
+        duplicate = {p for ps in score.duplicates.values() for p in ps}
+        _draw(ax, score.true, row + 0.05, ["tab:green"] * len(score.true))
+        colours = [
+            "tab:blue" if p in matched else "tab:orange" if p in duplicate else "tab:red"
+            for p in range(len(score.predicted))
+        ]
+        _draw(ax, score.predicted, row + 0.55, colours)
     ax.set_yticks([r + 0.5 for r in range(len(rules))], [r.value for r in rules])
+    ax.set_ylim(0, max(len(rules), 1))
     ax.set_xlim(0, max(evaluation.duration_s, 1.0))
     ax.set_xlabel("video time (s)")
     ax.set_title(
-        f"{evaluation.video.name}: true (lower, green) vs predicted (upper; "
-        "blue matched, red false/duplicate)",
+        f"{evaluation.video.name}: true (lower, green) vs predicted (upper: blue matched, "
+        "orange duplicate, red false)",
         fontsize=9,
     )
     fig.tight_layout()
