@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -179,8 +180,13 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def _print(evaluation: VideoEvaluation, points: list[VideoEvaluation]) -> None:
     replay = evaluation.replay
-    table = Table(title=f"{evaluation.video.name}: events per rule")
-    for column in ("rule", "true", "pred", "TP", "FP", "dup", "FN", "P", "R", "F1", "latency s"):
+    table = Table(
+        title=f"{evaluation.video.name}: events per rule",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("rule", "true", "pred", "TP", "FP", "dup", "FN", "P", "R", "F1", "lat s"):
         table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
     for rule, score in evaluation.scores.items():
         row = score.as_dict()
@@ -195,7 +201,8 @@ def _print(evaluation: VideoEvaluation, points: list[VideoEvaluation]) -> None:
     console.print(table)
     console.print(
         f"model {evaluation.model}, {replay.frames_detected} "
-        f"frames detected, {replay.fps:.1f} frames/s; dup = duplicate alerts (counted in FP)"
+        f"frames detected, {replay.fps:.1f} frames/s; dup = duplicate alerts (counted in FP), "
+        "lat s = mean time to first alert"
     )
     if points:
         _print_sweep(evaluation, points)
