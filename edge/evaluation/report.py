@@ -141,8 +141,8 @@ def write_report(
         md += [
             f"## {evaluation.video.name}",
             "",
-            f"Model `{evaluation.model}`, {evaluation.replay.frames_detected} frames "
-            f"detected at {evaluation.replay.fps:.1f} frames/s.",
+            f"Model `{evaluation.model}`, {evaluation.replay.frames_read} frames decoded at "
+            f"{evaluation.replay.fps:.1f}/s, {evaluation.replay.frames_detected} detected.",
             "",
             "| " + " | ".join(COLUMNS) + " | latency s |",
             "|" + "---|" * (len(COLUMNS) + 1),

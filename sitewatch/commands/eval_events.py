@@ -200,8 +200,8 @@ def _print(evaluation: VideoEvaluation, points: list[VideoEvaluation]) -> None:
         )
     console.print(table)
     console.print(
-        f"model {evaluation.model}, {replay.frames_detected} "
-        f"frames detected, {replay.fps:.1f} frames/s; dup = duplicate alerts (counted in FP), "
+        f"model {evaluation.model}, {replay.frames_read} frames decoded at {replay.fps:.1f}/s, "
+        f"{replay.frames_detected} detected; dup = duplicate alerts (counted in FP), "
         "lat s = mean time to first alert"
     )
     if points:
