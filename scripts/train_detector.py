@@ -109,6 +109,7 @@ def train(
     fraction: float = 1.0,
     close_mosaic: int = 5,
     seed: int = 0,
+    **overrides: Any,
 ) -> Path:
     """Fine-tune ``weights`` on ``data_yaml``; return the run directory."""
     from ultralytics import YOLO
@@ -134,6 +135,7 @@ def train(
         patience=100,
         val=True,
         verbose=True,
+        **overrides,
     )
     return project / name
 
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--workers", type=int, default=2)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--close-mosaic", type=int, default=5)
+    tr.add_argument("--lr0", type=float, default=None, help="with --optimizer: fixed start lr")
+    tr.add_argument("--optimizer", default="auto")
+    tr.add_argument("--warmup-epochs", type=float, default=3.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "transplant":
@@ -174,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             device=args.device,
             close_mosaic=args.close_mosaic,
+            optimizer=args.optimizer,
+            warmup_epochs=args.warmup_epochs,
+            **({"lr0": args.lr0} if args.lr0 is not None else {}),
         )
     return 0
 
