@@ -16,6 +16,9 @@ so that a change in load hits both alike, and the totals are compared:
   imgsz=..., stream=True)`` (OpenCV decoding, ONNX Runtime, ByteTrack); frames per second
   after its first frame (its set-up excluded, which favours Ultralytics).
 
+``--detect-fps F`` adds a reference row: sitewatch detecting F times a second and
+decoding every frame, as a camera runs by default (not equal work, not in the ratio).
+
 Ultralytics never downloads or installs anything here: YOLO_OFFLINE and
 YOLO_AUTOINSTALL=false are set before it is imported (ByteTrack needs the ``lap`` package,
 in the ``train`` extra).
@@ -49,11 +52,17 @@ from edge.video import VideoReader  # noqa: E402
 
 
 def bench_sitewatch(
-    video: Path, site: SiteConfig, detector: Detector, max_seconds: float
+    video: Path, site: SiteConfig, detector: Detector, max_seconds: float, detect_fps: float = 0
 ) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as out:
         result = run_replay(
-            video, site, site.cameras[0], detector, Path(out), detect_fps=0, max_seconds=max_seconds
+            video,
+            site,
+            site.cameras[0],
+            detector,
+            Path(out),
+            detect_fps=detect_fps,
+            max_seconds=max_seconds,
         )
     return result.frames_read, result.wall_s
 
@@ -90,6 +99,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--max-seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--detect-fps",
+        type=float,
+        default=None,
+        help="also time sitewatch detecting at this rate (not equal work: for reference)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -106,12 +121,16 @@ def main() -> None:
             args.video, site, detector.model_path, imgsz, max_frames
         ),
     }
+    if args.detect_fps:
+        runs[f"sitewatch detect_fps={args.detect_fps:g} (reference)"] = lambda: bench_sitewatch(
+            args.video, site, detector, args.max_seconds, args.detect_fps
+        )
     totals: dict[str, list[float]] = {name: [0, 0.0] for name in runs}
     table = Table(title=f"{args.video.name}, first {args.max_seconds:g} s, every frame")
     for column in ("round", "pipeline", "frames", "seconds", "frames/s"):
         table.add_column(column, justify="left" if column == "pipeline" else "right")
     for round_no in range(args.rounds):
-        names = list(runs) if round_no % 2 == 0 else list(reversed(runs))
+        names = list(runs)[:: 1 if round_no % 2 == 0 else -1]
         for name in names:
             frames, seconds = runs[name]()
             totals[name][0] += frames
