@@ -2,17 +2,20 @@
 
 Per video: a timeline of true vs predicted intervals per rule, the score table, and with
 a sweep a precision/recall plot per rule (one line per min_duration_s, points along the
-detector confidence).
+detector confidence). Then the helmet colour confusion matrices from the colour
+classifier's metrics file, when there is one.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -22,6 +25,8 @@ from edge.evaluation.evaluate import VideoEvaluation
 from edge.evaluation.event_matching import Interval
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_COLOUR_METRICS = Path(__file__).resolve().parents[2] / "models/helmet-colour-metrics.json"
 
 COLUMNS = ("rule", "true", "predicted", "tp", "fp", "duplicates", "fn", "precision", "recall", "f1")
 
@@ -113,12 +118,56 @@ def plot_pr(points: list[VideoEvaluation], path: Path) -> None:
     plt.close(fig)
 
 
+def load_colour_confusions(path: Path) -> dict[str, dict[str, dict[str, int]]]:
+    """``{method: {true colour: {predicted colour: count}}}`` from a helmet colour metrics
+    JSON (models/helmet-colour-metrics.json, written by scripts/train_helmet_colour.py)."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read helmet colour metrics ({exc})") from None
+    return {
+        name: value["confusion"]
+        for name, value in metrics.items()
+        if isinstance(value, dict) and isinstance(value.get("confusion"), dict)
+    }
+
+
+def plot_confusion(name: str, confusion: dict[str, dict[str, int]], path: Path) -> None:
+    labels = sorted(set(confusion) | {p for row in confusion.values() for p in row})
+    counts = np.array([[confusion.get(t, {}).get(p, 0) for p in labels] for t in labels])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1.0 + 0.6 * len(labels)))
+    ax.imshow(counts, cmap="Blues")
+    for (row, col), count in np.ndenumerate(counts):
+        colour = "white" if count > counts.max() / 2 else "black"
+        ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted colour")
+    ax.set_ylabel("true colour")
+    ax.set_title(f"helmet colour: {name}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _colour_section(out_dir: Path, metrics_path: Path) -> tuple[list[str], list[str]]:
+    md = ["## Helmet colour confusion", "", f"From `{metrics_path}` (held-out helmet crops).", ""]
+    body = ["<h2>Helmet colour confusion</h2>", f"<p>From {html.escape(str(metrics_path))}</p>"]
+    for name, confusion in load_colour_confusions(metrics_path).items():
+        png = f"colour-confusion-{name}.png"
+        plot_confusion(name, confusion, out_dir / png)
+        md += [f"![{name}]({png})", ""]
+        body.append(f'<img src="{png}" alt="{html.escape(name)}">')
+    return md, body
+
+
 def write_report(
     out_dir: Path,
     evaluations: list[VideoEvaluation],
     sweeps: list[list[VideoEvaluation]],
     *,
     tolerance_s: float,
+    colour_metrics: Path | None = None,
 ) -> tuple[Path, Path]:
     """Write report.md, report.html and PNGs into ``out_dir``; return the two report paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +224,13 @@ def write_report(
                 "",
             ]
             body.append(f'<img src="{pr}" alt="precision/recall">')
+    metrics_path = colour_metrics or DEFAULT_COLOUR_METRICS
+    if metrics_path.is_file():
+        colour_md, colour_body = _colour_section(out_dir, metrics_path)
+        md += colour_md
+        body += colour_body
+    elif colour_metrics is not None:
+        raise ValueError(f"{colour_metrics}: helmet colour metrics file not found")
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     html_path.write_text(

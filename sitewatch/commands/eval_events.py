@@ -55,9 +55,19 @@ def eval_events(
     min_durations: Annotated[
         str, typer.Option("--min-durations", help="Sweep: rules' min_duration_s values.")
     ] = DEFAULT_MIN_DURATIONS,
+    colour_metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--colour-metrics",
+            help="Helmet colour metrics JSON for the report's confusion matrices "
+            "(default: models/helmet-colour-metrics.json when present).",
+        ),
+    ] = None,
 ) -> None:
-    """Replay each labelled video (as `sitewatch replay` does) and report precision,
-    recall, F1, time to first alert and duplicate alerts per rule."""
+    """Replay labelled videos and score their events: P, R, F1, latency, duplicates per rule.
+
+    Each video runs through the same code as `sitewatch replay`.
+    """
     from edge.config import ConfigError
     from edge.detector import ModelError
     from edge.evaluation.events_truth import TruthError
@@ -92,7 +102,13 @@ def eval_events(
     if report is not None:
         from edge.evaluation.report import write_report
 
-        written = write_report(report, results, sweeps, tolerance_s=tolerance_s)
+        try:
+            written = write_report(
+                report, results, sweeps, tolerance_s=tolerance_s, colour_metrics=colour_metrics
+            )
+        except ValueError as exc:
+            err_console.print(f"[red]✗[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
         err_console.print(f"report: {written[0]} and {written[1]}")
 
 

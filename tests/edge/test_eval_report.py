@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from edge.evaluation.evaluate import VideoEvaluation
 from edge.evaluation.event_matching import Interval, match_events
@@ -39,3 +42,15 @@ def test_report_has_tables_and_plots(tmp_path: Path) -> None:
     for name in ("timeline-clip.png", "pr-clip.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
         assert f"({name})" in md
+
+
+def test_report_draws_helmet_colour_confusion(tmp_path: Path) -> None:
+    metrics = tmp_path / "colour.json"
+    confusion = {"red": {"red": 9, "white": 1}, "white": {"white": 5}}
+    metrics.write_text(json.dumps({"n": 15, "logreg": {"accuracy": 0.9, "confusion": confusion}}))
+    out = tmp_path / "report"
+    md_path, _ = write_report(out, [_evaluation()], [[]], tolerance_s=1.0, colour_metrics=metrics)
+    assert "![logreg](colour-confusion-logreg.png)" in md_path.read_text()
+    assert (out / "colour-confusion-logreg.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"missing\.json"):
+        write_report(out, [], [], tolerance_s=1.0, colour_metrics=tmp_path / "missing.json")
