@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import admin, auth, dashboard, events, hazards, ingest, ops
+from server.api import workers as workers_api
 from server.api.deps import reject_nul_bytes
 from server.db.session import Database
 from server.limits import BodySizeLimitMiddleware
@@ -54,7 +55,7 @@ def create_app(
     app.state.login_throttle = LoginThrottle(
         max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
-    for module in (ingest, auth, events, hazards, dashboard, admin, ops):
+    for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api):
         app.include_router(module.router)
     _install_error_handlers(app)
     largest = max(

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_evidence_bytes: int = Field(default=10 * MIB, gt=0)
     #: Media of dismissed events older than this is deleted (records are kept).
     retention_days: int = Field(default=30, ge=1)
+    #: Face embeddings of workers enrolled (or updated) longer ago than this are deleted.
+    face_retention_days: int = Field(default=365, ge=1)
     #: Run Alembic migrations up to head when the app is built.
     migrate_on_start: bool = True
     #: Serve the review UI (``server.ui``) beside the API.

@@ -264,3 +264,8 @@ class AuditEntry(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str | None] = mapped_column(String(64), index=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# The worker register (issue 6) lives in server/db/workers.py; imported here so that
+# Alembic and ``Base.metadata`` see its tables.
+from server.db.workers import RegisterVersion, Worker, WorkerEmbedding  # noqa: E402, F401
