@@ -229,3 +229,11 @@ def retention(
         f"of {report.events} event(s) deleted, {report.bytes_freed} bytes freed",
         markup=False,
     )
+    from server.services.workers import purge_face_data  # issue 6: worker face data
+
+    with database.session() as db:
+        purged = purge_face_data(db, days=settings.face_retention_days)
+    console.print(
+        f"face retention ({settings.face_retention_days} days): {purged} worker(s) removed",
+        markup=False,
+    )
