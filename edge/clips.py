@@ -10,6 +10,11 @@ was raised ``+ post_s``): :class:`ClipRecorder` copies the frames already buffer
 ``start`` at once, collects new ones until ``end``, then encodes in a background thread
 with PyAV/libx264 (yuv420p, ``+faststart`` so browsers can play while downloading). The
 MP4 is written to a temporary name and renamed into place when complete.
+
+Privacy: a recorder can be given a ``filter_factory``; each encoder thread calls it once
+(lazily, so models that must not be shared across threads get one instance per thread)
+and every clip frame goes through the filter before it is encoded (see
+:func:`edge.faces.clip_privacy.clip_blur_factory`: unknown faces blurred).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +37,9 @@ import numpy as np
 from edge.snapshots import encode_jpeg
 
 logger = logging.getLogger(__name__)
+
+#: A per-frame image transform applied before encoding (e.g. blur unknown faces).
+FrameFilter = Callable[[np.ndarray], np.ndarray]
 
 JPEG_QUALITY = 85
 #: Never make a clip longer than this, whatever the event's timing says.
@@ -131,8 +140,17 @@ class FrameRing:
             self._listeners.remove(listener)
 
 
-def write_mp4(frames: Sequence[BufferedFrame], path: Path, *, fps: float = 10.0) -> Path:
-    """Encode frames (timestamps kept, as ms pts) to an H.264 yuv420p MP4 with faststart."""
+def write_mp4(
+    frames: Sequence[BufferedFrame],
+    path: Path,
+    *,
+    fps: float = 10.0,
+    frame_filter: FrameFilter | None = None,
+) -> Path:
+    """Encode frames (timestamps kept, as ms pts) to an H.264 yuv420p MP4 with faststart.
+
+    ``frame_filter``, when given, transforms every decoded frame before it is encoded.
+    """
     import av
 
     if not frames:
@@ -151,6 +169,8 @@ def write_mp4(frames: Sequence[BufferedFrame], path: Path, *, fps: float = 10.0)
         last_pts = -1
         for item in frames:
             image = item.decode()
+            if frame_filter is not None:
+                image = frame_filter(image)
             if image.shape[:2] != (height, width):
                 image = cv2.resize(image, (width, height))
             av_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -179,9 +199,18 @@ class _Pending:
 class ClipRecorder:
     """Turns clip requests into MP4 files, frames taken from one camera's ring."""
 
-    def __init__(self, ring: FrameRing, encoder: ThreadPoolExecutor, *, fps: float = 10.0):
+    def __init__(
+        self,
+        ring: FrameRing,
+        encoder: ThreadPoolExecutor,
+        *,
+        fps: float = 10.0,
+        filter_factory: Callable[[], FrameFilter] | None = None,
+    ):
         self.ring = ring
         self.fps = fps
+        self.filter_factory = filter_factory
+        self._thread_filters = threading.local()  # one filter per encoder thread
         self._encoder = encoder
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
@@ -223,9 +252,28 @@ class ClipRecorder:
         self._futures = [f for f in self._futures if not f.done()]
         self._futures.append(self._encoder.submit(self._encode, pending))
 
+    def _thread_filter(self) -> FrameFilter | None:
+        """This thread's filter, made on first use (its models stay in this thread)."""
+        if self.filter_factory is None:
+            return None
+        made: FrameFilter | None = getattr(self._thread_filters, "filter", None)
+        if made is None:
+            made = self.filter_factory()
+            self._thread_filters.filter = made
+        return made
+
     def _encode(self, pending: _Pending) -> None:
+        started = time.perf_counter()
         try:
-            path = write_mp4(pending.frames, pending.path, fps=self.fps)
+            frame_filter = self._thread_filter()
+            path = write_mp4(pending.frames, pending.path, fps=self.fps, frame_filter=frame_filter)
+            logger.info(
+                "clip for event %s: %d frames in %.2f s%s",
+                pending.event_id,
+                len(pending.frames),
+                time.perf_counter() - started,
+                " (frames filtered)" if frame_filter is not None else "",
+            )
         except (ValueError, OSError) as exc:
             logger.error("clip for event %s not written: %s", pending.event_id, exc)
             path = None

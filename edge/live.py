@@ -98,7 +98,14 @@ class CameraWorker:
             fps=tuning.clip_fps,
             max_width=tuning.clip_max_width,
         )
-        self.recorder = ClipRecorder(self.ring, runner.encoder, fps=tuning.clip_fps)
+        from edge.faces.clip_privacy import clip_blur_factory  # privacy: unknown faces in clips
+
+        self.recorder = ClipRecorder(
+            self.ring,
+            runner.encoder,
+            fps=tuning.clip_fps,
+            filter_factory=clip_blur_factory(site, getattr(pipeline, "faces", None)),
+        )
         self.capture = CaptureThread(
             camera.id,
             camera.source,
