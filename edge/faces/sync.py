@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,11 @@ class RegisterSync:
         *,
         timeout_s: float = 10.0,
         client: httpx.Client | None = None,
+        on_change: Callable[[FaceRegister], None] | None = None,
     ) -> None:
         self.register_path = Path(register_path)
+        #: Called with the new register after each applied change (to swap it in live).
+        self.on_change = on_change
         self._client = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
         self._headers = {"Authorization": f"Bearer {token}"}
         self._lock = threading.Lock()
@@ -107,6 +111,8 @@ class RegisterSync:
                 (party.add if is_party else party.discard)(worker_id)
             _save(self.register_path, register, version, party, names)
             self.register, self.version, self._party, self._names = register, version, party, names
+        if self.on_change is not None and (full or updates or removed):
+            self.on_change(register)
         logger.info(
             "face register v%d: %d worker(s) (+%d, -%d%s)",
             version,
@@ -116,6 +122,16 @@ class RegisterSync:
             ", full" if full else "",
         )
         return SyncResult(version=version, full=full, added=len(updates), removed=len(removed))
+
+    def poll(self, stop: threading.Event, interval_s: float = 60.0) -> None:
+        """Sync every ``interval_s`` until ``stop`` is set (for a daemon thread); a failed
+        sync is logged and retried at the next interval, the local register is kept."""
+        while not stop.is_set():
+            try:
+                self.sync()
+            except RegisterSyncError as exc:
+                logger.warning("%s; keeping register v%d", exc, self.version)
+            stop.wait(interval_s)
 
     def close(self) -> None:
         self._client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 
 from edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL, FaceDetector
 from edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
-from edge.faces.sync import RegisterSync
+from edge.faces.sync import RegisterSync, RegisterSyncError
 from edge.faces.tracks import FaceRegister
 from server.db.models import AuditEntry, Role
 from server.db.types import utcnow
@@ -234,3 +235,37 @@ def test_edge_sync_recognises_enrolled_worker(
     again = restarted.sync()
     assert (again.version, again.full, again.removed) == (2, False, 1)
     assert len(FaceRegister.load(register_path)) == 0 and restarted.party_member_ids() == set()
+
+
+def test_sync_failures_keep_the_local_register(tmp_path: Path) -> None:
+    """An unreachable server or a malformed answer leaves the register file as it was."""
+    path = tmp_path / "register.npz"
+    vector = np.ones(128, np.float32)
+    seen: list[int] = []
+    sync = RegisterSync(
+        "http://127.0.0.1:9", "t", path, timeout_s=2, on_change=lambda r: seen.append(len(r))
+    )
+    feed: dict[str, Any] = {
+        "version": 4,
+        "full": True,
+        "removed": [],
+        "workers": [
+            {
+                "worker_id": "a",
+                "name": "A",
+                "is_party_member": True,
+                "embeddings": [vector.tolist()],
+            }
+        ],
+    }
+    assert sync.apply(feed).added == 1 and seen == [1]
+    before = path.read_bytes()
+    with pytest.raises(RegisterSyncError, match="register sync"):
+        sync.sync()
+    with pytest.raises(RegisterSyncError, match="malformed"):
+        sync.apply({"version": 5, "full": False, "removed": [], "workers": [{"worker_id": "b"}]})
+    with pytest.raises(RegisterSyncError, match="malformed"):
+        sync.apply({**feed, "workers": [{**feed["workers"][0], "embeddings": [[1.0, 2.0]]}]})
+    assert path.read_bytes() == before and sync.version == 4 and seen == [1]
+    reloaded = RegisterSync("http://127.0.0.1:9", "t", path)
+    assert (reloaded.version, reloaded.party_member_ids(), reloaded.name("a")) == (4, {"a"}, "A")
