@@ -24,11 +24,17 @@ from server.db.types import as_utc, utcnow
 from server.db.workers import RegisterVersion, Worker, WorkerEmbedding
 from server.services import audit
 from server.services.access import require_admin, require_reviewer, require_site, site_filter
-from server.services.errors import Conflict, Invalid, NotFound
+from server.services.errors import Conflict, Invalid, NotFound, ServiceError
 
 logger = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 128
+
+
+class FaceModelsMissing(ServiceError):
+    """The YuNet/SFace model files are not on this server (see MODELS.md)."""
+
+    status = 503
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,12 @@ def embed_photos(photos: list[tuple[str, bytes]]) -> list[np.ndarray]:
     """One embedding per ``(name, jpeg bytes)``; all or nothing."""
     if not photos:
         raise Invalid("at least one photo is required")
-    embedder = photo_embedder()
+    from edge.faces.detection import FaceModelError
+
+    try:
+        embedder = photo_embedder()
+    except FaceModelError as exc:
+        raise FaceModelsMissing(f"face enrolment is not available on this server: {exc}") from None
     return [embedder.embed(data, what=f"photo {name!r}") for name, data in photos]
 
 

@@ -269,3 +269,18 @@ def test_sync_failures_keep_the_local_register(tmp_path: Path) -> None:
     assert path.read_bytes() == before and sync.version == 4 and seen == [1]
     reloaded = RegisterSync("http://127.0.0.1:9", "t", path)
     assert (reloaded.version, reloaded.party_member_ids(), reloaded.name("a")) == (4, {"a"}, "A")
+
+
+def test_missing_face_models_is_a_clear_503(
+    server_env: ServerEnv, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: bytes
+) -> None:
+    from edge.faces.detection import FaceModelError
+    from server.services import workers
+
+    def missing() -> workers.PhotoEmbedder:
+        raise FaceModelError("face model x.onnx not found (tried /nowhere)")
+
+    monkeypatch.setattr(workers, "photo_embedder", missing)
+    reviewer = server_env.user("rita", Role.REVIEWER, ["site-a"])
+    answer = _enrol(reviewer, "site-a", "w-1", jpeg_bytes)
+    assert answer.status_code == 503 and "x.onnx" in answer.json()["detail"]
