@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from server.db.models import Device, Site, User
@@ -110,12 +111,16 @@ def embed_photos(photos: list[tuple[str, bytes]]) -> list[np.ndarray]:
 
 
 def _bump_version(db: Session, site_id: str) -> int:
-    row = db.scalars(
-        select(RegisterVersion).where(RegisterVersion.site_id == site_id).with_for_update()
-    ).one_or_none()
+    """The site's next register version; the row lock serialises concurrent changes."""
+    query = select(RegisterVersion).where(RegisterVersion.site_id == site_id).with_for_update()
+    row = db.scalars(query).one_or_none()
     if row is None:
-        row = RegisterVersion(site_id=site_id, version=0)
-        db.add(row)
+        try:
+            with db.begin_nested():  # another transaction may create it at the same time
+                db.add(RegisterVersion(site_id=site_id, version=0))
+        except IntegrityError:
+            pass
+        row = db.scalars(query).one()
     row.version += 1
     db.flush()
     return row.version
@@ -206,7 +211,11 @@ def enrol_worker(
             "version": worker.version,
         },
     )
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"worker {worker_id!r} was enrolled at the same time; retry") from None
     return worker
 
 

@@ -284,3 +284,33 @@ def test_missing_face_models_is_a_clear_503(
     reviewer = server_env.user("rita", Role.REVIEWER, ["site-a"])
     answer = _enrol(reviewer, "site-a", "w-1", jpeg_bytes)
     assert answer.status_code == 503 and "x.onnx" in answer.json()["detail"]
+
+
+def test_concurrent_enrolments_get_distinct_versions(server_env: ServerEnv) -> None:
+    """Four threads enrol at once (service level, synthetic embeddings): every change
+    gets its own version and the feed's version is the last one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.db.models import User
+    from server.services import workers
+
+    server_env.user("rita", Role.REVIEWER, ["site-a"])
+
+    def enrol(index: int) -> int:
+        with server_env.database.session() as db:
+            user = db.scalars(select(User).where(User.username == "rita")).one()
+            worker = workers.enrol_worker(
+                db,
+                user=user,
+                site_id="site-a",
+                worker_id=f"w-{index}",
+                fields=workers.WorkerFields(name=f"W {index}"),
+                consent=workers.Consent(given=True, method="form"),
+                embeddings=[np.random.default_rng(index).standard_normal(128).astype(np.float32)],
+            )
+            return worker.version
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = sorted(pool.map(enrol, range(4)))
+    assert versions == [1, 2, 3, 4]
+    assert server_env.device("site-a").get("/api/v1/register").json()["version"] == 4
