@@ -6,9 +6,10 @@ thread calls once (see :class:`edge.clips.ClipRecorder`) to get its own detector
 embedder. The register is the face stage's, looked up on every frame, so enrolments,
 removals and a register swapped by the sync apply to the next frame.
 
-Cost: one whole-frame YuNet pass per clip frame plus one SFace embedding per face when
-workers are enrolled: about 30 ms a frame at 848x480 on this machine, ~3 s for a 10 s clip at
-10 fps, on the encoder thread (measured, see tests/edge/test_clip_privacy.py).
+Cost (scripts/bench_clip_privacy.py, 100 frames 848x480, 2 contended cores): a 10 s clip
+at 10 fps takes ~1.1 s to encode with privacy off, ~3.1 s with nobody enrolled (one YuNet
+pass a frame, ~20 ms) and ~7.6 s with a worker enrolled (each face is also embedded with
+SFace to check whether it is his), all on the encoder thread, off the camera's path.
 """
 
 from __future__ import annotations
