@@ -170,3 +170,44 @@ def test_privacy_off_or_faces_off_leaves_the_clip_unchanged(
         assert cv2.PSNR(original, clip) > 30.0, index  # only JPEG + H.264 loss
         for xyxy in _labelled(index) if index in (30, 100) else []:
             assert _sharpness(clip, xyxy, 0.1) > _sharpness(original, xyxy, 0.1) * 0.5
+
+
+@pytest.mark.parametrize("blur", [True, False])
+def test_live_camera_worker_spools_a_blurred_clip(
+    stage: FaceStage, source: dict[int, np.ndarray], tmp_path: Path, blur: bool
+) -> None:
+    """The live hook: a camera whose pipeline has a face stage spools a blurred clip."""
+    from types import SimpleNamespace
+
+    from edge.config import ClipConfig, OutboxConfig
+    from edge.events import Event, RuleKind
+    from edge.live import EdgeRunner
+
+    site = _site(blur).model_copy(
+        update={
+            "clips": ClipConfig(pre_s=0.0, post_s=1.0),
+            "outbox": OutboxConfig(path=str(tmp_path / "spool")),
+        }
+    )
+    # Stand-in pipeline: the worker only reads its face stage here (no frames processed).
+    runner = EdgeRunner(site, pipeline_factory=lambda _s, _c: SimpleNamespace(faces=stage))
+    try:
+        worker = runner.workers[0]
+        assert (worker.recorder.filter_factory is not None) is blur
+        for j, index in enumerate(sorted(source)):
+            worker.ring.add(T0 + timedelta(seconds=0.1 * j), source[index])
+        event = Event(site_id="site", camera_id="cam", rule=RuleKind.NO_HELMET, started_at=T0)
+        worker.handle_event(event, source[LAST], None, T0 + timedelta(seconds=0.4))
+        worker.ring.add(T0 + timedelta(seconds=1.6), source[LAST])  # past the post-roll
+        worker.recorder.flush()
+        clip_path = runner.outbox.media_path(str(event.event_id), "clip.mp4")
+        with av.open(str(clip_path)) as container:
+            decoded = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    finally:
+        runner.encoder.shutdown()
+        runner.outbox.close()
+    assert len(decoded) == len(source)
+    original, clip = source[100], _clip_frame(decoded, 100)
+    for xyxy in _labelled(100):
+        ratio = _sharpness(clip, xyxy, 0.1) / _sharpness(original, xyxy, 0.1)
+        assert ratio < 0.2 if blur else ratio > 0.5, (xyxy.tolist(), ratio)
