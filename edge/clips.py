@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -283,11 +283,18 @@ class ClipRecorder:
         pending.on_done(pending.event_id, path)
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Finish every clip now with the frames it has (shutdown) and wait for the encoder."""
+        """Finish every clip now with the frames it has (shutdown) and wait for the encoder.
+
+        Waits ``timeout_s`` at most; clips still encoding then (long clips with face blur)
+        are logged and left to the encoder pool, whose shutdown waits for them.
+        """
         with self._lock:
             pending, self._pending = self._pending, []
         for item in pending:
             logger.info("finishing clip for event %s early (shutdown)", item.event_id)
             self._submit(item)
-        for future in list(self._futures):
-            future.result(timeout=timeout_s)
+        done, not_done = wait(list(self._futures), timeout=timeout_s)
+        for future in done:
+            future.result()  # _encode catches its own errors; anything else is a bug
+        if not_done:  # e.g. long clips with face blur: the encoder pool still finishes them
+            logger.warning("%d clip(s) still encoding after %.0f s", len(not_done), timeout_s)

@@ -211,3 +211,28 @@ def test_live_camera_worker_spools_a_blurred_clip(
     for xyxy in _labelled(100):
         ratio = _sharpness(clip, xyxy, 0.1) / _sharpness(original, xyxy, 0.1)
         assert ratio < 0.2 if blur else ratio > 0.5, (xyxy.tolist(), ratio)
+
+
+def test_flush_does_not_raise_when_a_slow_clip_outlasts_its_timeout(
+    source: dict[int, np.ndarray], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Blurring makes encoding slow; shutdown's flush logs and the pool still finishes."""
+    import time
+
+    def slow(image: np.ndarray) -> np.ndarray:  # a deliberately slow filter (~0.75 s a clip)
+        time.sleep(0.05)
+        return image
+
+    ring = FrameRing(max_age_s=60.0, fps=10.0)
+    done: dict[str, Path | None] = {}
+    encoder = ThreadPoolExecutor(1, "clip-encoder")
+    recorder = ClipRecorder(ring, encoder, fps=10.0, filter_factory=lambda: slow)
+    recorder.request("ev", T0, T0 + timedelta(seconds=60), tmp_path / "c.mp4", done.__setitem__)
+    for j, index in enumerate(sorted(source)):
+        ring.add(T0 + timedelta(seconds=0.1 * j), source[index])
+    with caplog.at_level("WARNING", logger="edge.clips"):
+        recorder.flush(timeout_s=0.05)
+    assert "still encoding" in caplog.text and "ev" not in done
+    encoder.shutdown(wait=True)
+    path = done["ev"]
+    assert path is not None and ffprobe(path)["codec_name"] == "h264"
