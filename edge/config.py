@@ -122,6 +122,16 @@ class PartyMemberHelmetRuleConfig(RuleConfig):
     min_duration_s: float = Field(default=5.0, ge=0.0, le=3600.0)
 
 
+class PersonRuleConfig(RuleConfig):
+    """One informational event per tracked person; off unless a site asks for it."""
+
+    enabled: bool = False
+    min_duration_s: float = Field(default=1.0, ge=0.0, le=3600.0)
+    end_after_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    cooldown_s: float = Field(default=0.0, ge=0.0, le=86400.0)
+    severity: Severity = Severity.LOW
+
+
 class RulesConfig(_Strict):
     no_helmet: RuleConfig = Field(default_factory=RuleConfig)
     fall_edge: FallEdgeRuleConfig = Field(default_factory=FallEdgeRuleConfig)
@@ -130,6 +140,7 @@ class RulesConfig(_Strict):
     party_member_helmet: PartyMemberHelmetRuleConfig = Field(
         default_factory=PartyMemberHelmetRuleConfig
     )
+    person: PersonRuleConfig = Field(default_factory=PersonRuleConfig)
 
 
 class CameraConfig(_Strict):

@@ -25,6 +25,13 @@ class RuleKind(str, Enum):
     RESTRICTED_ZONE = "restricted_zone"
     POST_UNATTENDED = "post_unattended"
     PARTY_MEMBER_HELMET = "party_member_helmet"
+    #: Not a hazard: one event per tracked person (Frigate's "tracked object"), for
+    #: "who was seen, when, wearing what". Off on sites by default; on in bare replays.
+    PERSON = "person"
+
+    @property
+    def is_hazard(self) -> bool:
+        return self is not RuleKind.PERSON
 
 
 class Severity(str, Enum):

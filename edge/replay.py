@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.annotate import FrameAnnotator
-from edge.config import CameraConfig, SiteConfig, SiteInfo
+from edge.config import CameraConfig, PersonRuleConfig, RulesConfig, SiteConfig, SiteInfo
 from edge.detections import Detections
 from edge.detector import Detector
 from edge.events import Event, EventPhase
@@ -37,10 +37,15 @@ ProgressCallback = Callable[[float], None]
 
 
 def default_site_config(video: Path) -> SiteConfig:
-    """The site used without --config: one camera, no zones (only helmet rules can fire)."""
+    """The site used without --config: one camera, no zones.
+
+    Only the helmet rules can find hazards without zones, so the ``person`` rule is on:
+    the replay reports every person it tracks (one event each, with a snapshot).
+    """
     return SiteConfig(
         site=SiteInfo(id="replay", name="replay"),
         cameras=[CameraConfig(id="camera", source=str(video))],
+        rules=RulesConfig(person=PersonRuleConfig(enabled=True)),
     )
 
 

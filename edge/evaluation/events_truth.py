@@ -52,12 +52,15 @@ class EventTruth(BaseModel):
     camera: str | None = None
     labelled_fps: float | None = Field(default=None, gt=0.0)
     method: str | None = None
-    #: Rules that were labelled; rules not listed are not scored (default: all rules).
+    #: Rules that were labelled; rules not listed are not scored (default: every hazard
+    #: rule; ``person`` events are informational and scored only when listed).
     rules: list[RuleKind] | None = None
     events: list[TrueEvent] = Field(default_factory=list)
 
     def scored_rules(self) -> list[RuleKind]:
-        return list(self.rules) if self.rules is not None else list(RuleKind)
+        if self.rules is not None:
+            return list(self.rules)
+        return [rule for rule in RuleKind if rule.is_hazard]
 
 
 def load_truth(path: Path) -> EventTruth:

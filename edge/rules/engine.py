@@ -22,6 +22,7 @@ from edge.rules.fall_edge import FallEdgeRule
 from edge.rules.frame import PersonFrame
 from edge.rules.no_helmet import NoHelmetRule
 from edge.rules.party_member_helmet import PartyMemberHelmetRule
+from edge.rules.person import PersonRule
 from edge.rules.post_unattended import PostUnattendedRule
 from edge.rules.restricted_zone import RestrictedZoneRule
 from zones.geometry import CameraGeometry
@@ -113,4 +114,6 @@ def _build_rules(
         candidates.append(PostUnattendedRule(cfg.post_unattended, context, geometry, timezone))
     if cfg.party_member_helmet.enabled:
         candidates.append(PartyMemberHelmetRule(cfg.party_member_helmet, context, party_member_ids))
+    if cfg.person.enabled:
+        candidates.append(PersonRule(cfg.person, context))
     return candidates

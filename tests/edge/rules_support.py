@@ -70,6 +70,7 @@ def site_config(
         "restricted_zone",
         "post_unattended",
         "party_member_helmet",
+        "person",
     ]
     rule_cfg: dict[str, Any] = {name: {"enabled": False} for name in all_rules}
     for name, settings in (rules or {}).items():

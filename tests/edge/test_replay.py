@@ -205,6 +205,20 @@ def test_own_model_replays(crew_video: Path, tmp_path: Path) -> None:
         pytest.skip(f"the project's own model {own} is not there yet")
     detector = Detector(own)
     assert {"person", "head", "helmet"} <= set(detector.class_names)
-    code, output = _replay(crew_video, tmp_path / "own", "--max-seconds", "3")
+    out = tmp_path / "own"
+    code, output = _replay(crew_video, out, "--max-seconds", "3")
     assert code == 0, output
     assert re.search(r"people tracked\W+[1-9]", output), output
+    # Without zones the built-in config reports every person it tracks: one person event
+    # per track, each with a snapshot, all ended at the end of the video.
+    messages = _messages(out)
+    starts = [m for m in messages if m.phase is EventPhase.START]
+    people = [m for m in starts if m.rule is RuleKind.PERSON]
+    assert len(people) >= 4, output
+    assert len({m.track_id for m in people}) == len(people)
+    assert {m.event_id for m in people} <= {
+        m.event_id for m in messages if m.phase is EventPhase.END
+    }
+    for event in people:
+        assert (out / str(event.snapshot)).read_bytes()[:3] == b"\xff\xd8\xff"
+        assert event.helmet_state is not None
