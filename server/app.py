@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from server.api import admin, auth, dashboard, events, hazards, ingest, ops
 from server.api import workers as workers_api
@@ -41,7 +42,9 @@ def create_app(
     )
     if settings.migrate_on_start:
         database.migrate()
-    app = FastAPI(
+    # The API docs are served with their own Swagger UI / ReDoc assets: site and bureau
+    # networks are often offline, and FastAPI's default pages load them from a CDN.
+    app = FastAPIOffline(
         title="sitewatch server",
         version="0.1.0",
         description="Ingest from edge boxes, review of flagged events, the hazard loop.",

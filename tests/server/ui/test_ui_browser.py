@@ -169,3 +169,20 @@ def test_login_language_and_logout(browser: Any, seeded: Seeded) -> None:
     page.goto("/ui/events")
     assert "/ui/login" in page.url
     context.close()
+
+
+def test_api_docs_render_offline(browser: Any, seeded: Seeded) -> None:
+    """Swagger UI and ReDoc work without internet: their assets come from the server."""
+    page = browser.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(f"{seeded.base_url}/docs")
+    # generous timeouts: the 1.5 MB bundle parses slowly on a busy 2-core machine
+    title = page.locator(".swagger-ui .info .title")
+    expect(title).to_contain_text("sitewatch server", timeout=30_000)
+    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=30_000)
+    assert page.locator(".opblock").count() > 10
+    page.goto(f"{seeded.base_url}/redoc")
+    expect(page.locator("h1").first).to_contain_text("sitewatch server", timeout=30_000)
+    assert failed == []
+    page.close()
