@@ -55,7 +55,7 @@ def _cell(value: object) -> str:
     return text
 
 
-def _row(event: EventRecord) -> list[str]:
+def csv_row(event: EventRecord) -> list[str]:
     hazard = event.hazard
     duration = (event.ended_at - event.started_at).total_seconds() if event.ended_at else None
     values: list[object] = [
@@ -97,7 +97,7 @@ def export_events_csv(
     writer.writerow(COLUMNS)
     query = filtered_query(user, filters).limit(max_rows).execution_options(yield_per=500)
     for index, event in enumerate(db.scalars(query), start=1):
-        writer.writerow(_row(event))
+        writer.writerow(csv_row(event))
         if index % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -16,7 +16,7 @@ from typing import Any
 
 from server.db.models import User
 from server.services.export import COLUMNS
-from server.services.export import _row as export_row
+from server.services.export import csv_row as export_row
 from server.ui.queries import EventFilters, iter_events_for_csv
 
 #: Rows written between two chunks of the response.
