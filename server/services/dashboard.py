@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
+from edge.events import RuleKind
 from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, User
 from server.db.types import utcnow
 from server.services.access import site_filter
@@ -99,6 +100,8 @@ def dashboard(
         func.count(),
         func.sum(case((EventRecord.helmet_colour == "red", 1), else_=0)),
     ).group_by(EventRecord.site_id, day, EventRecord.rule, EventRecord.review_status)
+    # ``person`` events (a site that turned the rule on) are sightings, not hazards
+    events = events.where(EventRecord.rule != RuleKind.PERSON.value)
     for site, raw_day, rule, review, count, red in db.execute(
         _scoped(events, user, site_id, date_from, date_to)
     ):

@@ -100,7 +100,7 @@ def dashboard_page(
     context = {
         "days": rows,
         "sites": sites,
-        "rules": [r.value for r in RuleKind],
+        "rules": [r.value for r in RuleKind if r.is_hazard],
         "filters": {"site": site, "date_from": start.isoformat(), "date_to": end.isoformat()},
     }
     return render(

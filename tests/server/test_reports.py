@@ -70,6 +70,8 @@ def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
             {"started_at": "2026-05-01T23:30:00Z", "rule": "fall_edge"},
             {"started_at": "2026-05-02T01:00:00Z", "rule": "post_unattended", "track_id": None},
             {"started_at": "2026-05-02T02:00:00Z", "site_id": "site-b", "helmet_colour": "red"},
+            # a sighting, not a hazard: listed with the events, not counted on the dashboard
+            {"started_at": "2026-05-01T10:00:00Z", "rule": "person", "severity": "low"},
         ],
     )
     admin = server_env.user("root", Role.ADMIN)
@@ -113,6 +115,7 @@ def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
     assert [t["site_id"] for t in only_b["totals"]] == ["site-b"]
     ranged = admin.get("/api/v1/dashboard", params={"date_from": "2026-05-02T00:00:00Z"}).json()
     assert sum(t["events"] for t in ranged["totals"]) == 2
+    assert admin.get("/api/v1/events", params={"rule": "person"}).json()["total"] == 1
 
 
 def test_csv_export(server_env: ServerEnv) -> None:
