@@ -191,8 +191,12 @@ class FacesConfig(_Strict):
     #: A track gets a worker's identity when this many of its last vote_window faces match.
     votes: int = Field(default=3, ge=1, le=100)
     vote_window: int = Field(default=5, ge=1, le=100)
-    #: Enrolled workers' embeddings (.npz from `sitewatch faces enrol`) until server sync.
+    #: Workers enrolled on the box (.npz from `sitewatch faces enrol`); used together with
+    #: the server's register when the site has a server (the server's entry wins for a
+    #: worker id in both; a worker removed on the server is removed from this file too).
     register_path: str | None = None
+    #: Seconds between pulls of the server's worker register (with a server: configured).
+    register_sync_interval_s: float = Field(default=60.0, gt=0.0, le=86400.0)
 
     @model_validator(mode="after")
     def _votes_fit(self) -> FacesConfig:

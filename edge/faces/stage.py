@@ -3,11 +3,18 @@
 Every ``detect_every_n_frames``-th call looks for faces in the upper part of each tracked
 person, embeds the one best face per person, and votes it into that track's identity;
 calls in between only copy the identities the tracks already have. Ended tracks are pruned.
+
+The register can be replaced while the camera runs (:meth:`FaceStage.replace_register`,
+called by the live edge when the server's register changes): a lock held for the whole of
+:meth:`FaceStage.update` makes every frame see one register, the old or the new one, never
+a mix; tracks identified as a worker who is gone lose that identity (see
+:meth:`FaceTracks.set_register`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,9 +64,23 @@ class FaceStage:
             window=config.vote_window,
         )
         self._calls = 0
+        self._lock = threading.Lock()
+
+    def replace_register(self, register: FaceRegister) -> None:
+        """Use ``register`` from the next frame on (waits for a frame in progress).
+
+        ``register`` must not be changed after this call: build a new one for each change.
+        """
+        with self._lock:
+            self.register = register
+            self.tracks.set_register(register)
 
     def update(self, persons: Detections, frame_bgr: np.ndarray, now_s: float) -> Detections:
         """``persons`` (tracked) with ``data[WORKER_ID]`` set ("" = unknown)."""
+        with self._lock:
+            return self._update(persons, frame_bgr, now_s)
+
+    def _update(self, persons: Detections, frame_bgr: np.ndarray, now_s: float) -> Detections:
         track_ids = _track_ids(persons)
         if self._calls % self.config.detect_every_n_frames == 0 and len(persons):
             faces = self.detector.detect_in_boxes(frame_bgr, persons.xyxy)

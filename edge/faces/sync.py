@@ -39,6 +39,8 @@ class SyncResult:
     full: bool
     added: int
     removed: int
+    #: The worker ids the server removed (tombstones) in this answer.
+    removed_ids: tuple[str, ...] = ()
 
 
 class RegisterSync:
@@ -81,7 +83,13 @@ class RegisterSync:
             raise RegisterSyncError(
                 f"register sync: HTTP {answer.status_code} from {answer.url}: {answer.text[:200]}"
             )
-        return self.apply(answer.json())
+        try:
+            feed = answer.json()
+        except ValueError as exc:
+            raise RegisterSyncError(f"register sync: answer is not JSON ({exc})") from exc
+        if not isinstance(feed, dict):
+            raise RegisterSyncError("register sync: malformed answer (not an object)")
+        return self.apply(feed)
 
     def apply(self, feed: dict[str, Any]) -> SyncResult:
         """Apply one feed answer (see the server's ``RegisterOut``) and save the file."""
@@ -121,7 +129,13 @@ class RegisterSync:
             len(removed),
             ", full" if full else "",
         )
-        return SyncResult(version=version, full=full, added=len(updates), removed=len(removed))
+        return SyncResult(
+            version=version,
+            full=full,
+            added=len(updates),
+            removed=len(removed),
+            removed_ids=tuple(removed),
+        )
 
     def poll(self, stop: threading.Event, interval_s: float = 60.0) -> None:
         """Sync every ``interval_s`` until ``stop`` is set (for a daemon thread); a failed

@@ -168,6 +168,22 @@ class FaceTracks:
             state.identity = ""  # removed from the register since
         return state.identity
 
+    def set_register(self, register: FaceRegister) -> None:
+        """Match against ``register`` from now on (a new version from the server).
+
+        A track identified as a worker who is no longer in ``register`` loses that identity
+        at once (it is unknown again, so its face is blurred and no rule treats it as that
+        worker), and its window's votes for removed workers are voided, so it can only be
+        identified again by new matches. Identities of workers still enrolled are kept.
+        """
+        self.register = register
+        for state in self._tracks.values():
+            state.votes = deque(
+                (v if v in register else "" for v in state.votes), maxlen=self.window
+            )
+            if state.identity and state.identity not in register:
+                state.identity = ""
+
     def identity(self, track_id: int) -> str:
         state = self._tracks.get(int(track_id))
         return state.identity if state else ""
