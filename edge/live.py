@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,9 @@ from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox, OutboxItem
 from edge.snapshots import encode_jpeg
 from edge.uploader import Outcome, Uploader, UploadTuning, resolve_token
+
+if TYPE_CHECKING:
+    from edge.faces.site_register import SiteRegister
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +72,16 @@ class Pipeline(Protocol):
 PipelineFactory = Callable[[SiteConfig, CameraConfig], Pipeline]
 
 
-def default_pipeline_factory(config_path: Path | None) -> PipelineFactory:
-    """Real pipelines sharing one detector (one ONNX session for every camera)."""
+def default_pipeline_factory(
+    config_path: Path | None, face_register: SiteRegister | None = None
+) -> PipelineFactory:
+    """Real pipelines sharing one detector (one ONNX session for every camera).
+
+    With ``face_register`` (faces on), each camera's face stage starts from its register
+    and the party_member_helmet rule asks it for the party members at every frame.
+    """
     from edge.detector import Detector
+    from edge.faces.stage import FaceStage
     from edge.pipeline import CameraPipeline
 
     detectors: dict[str, Detector] = {}
@@ -79,7 +89,20 @@ def default_pipeline_factory(config_path: Path | None) -> PipelineFactory:
     def build(site: SiteConfig, camera: CameraConfig) -> Pipeline:
         if "model" not in detectors:
             detectors["model"] = Detector.from_config(site.model, config_path)
-        return CameraPipeline(site, camera, detectors["model"], frame_rate=camera.detect_fps)
+        faces = None
+        if site.faces.enabled and face_register is not None:
+            faces = FaceStage(site.faces, register=face_register.register, config_path=config_path)
+        return CameraPipeline(
+            site,
+            camera,
+            detectors["model"],
+            frame_rate=camera.detect_fps,
+            faces=faces,
+            party_member_ids=(
+                face_register.party_member_ids if face_register is not None else frozenset()
+            ),
+            config_path=config_path,
+        )
 
     return build
 
@@ -265,12 +288,44 @@ class EdgeRunner:
         self.outbox = Outbox(spool, max_bytes=site.outbox.max_bytes, on_drop=self._on_drop)
         self.encoder = ThreadPoolExecutor(self.tuning.encoder_threads, "clip-encoder")
         self.uploader = self._make_uploader()  # a token problem shows before the model loads
-        factory = pipeline_factory or default_pipeline_factory(config_path)
+        #: Local + server face register (faces on), swapped into every camera's face stage.
+        self.face_register = self._make_face_register()
+        factory = pipeline_factory or default_pipeline_factory(config_path, self.face_register)
         self.workers = [
             CameraWorker(self, cam, factory(site, cam)) for cam in site.cameras if cam.enabled
         ]
+        if self.face_register is not None:
+            for worker in self.workers:
+                stage = getattr(worker.pipeline, "faces", None)
+                if stage is not None and hasattr(stage, "replace_register"):
+                    self.face_register.subscribe(stage.replace_register)
         self.metrics_port: int | None = None
         self._skipped_seen: dict[str, int] = {}
+
+    def _make_face_register(self) -> SiteRegister | None:
+        """Faces on: the local register, plus the server's (synced) when there is a server."""
+        faces = self.site.faces
+        if not faces.enabled:
+            return None
+        from edge.config import resolve_path
+        from edge.faces.site_register import SYNCED_REGISTER_NAME, SiteRegister
+        from edge.faces.sync import RegisterSync
+
+        local = (
+            resolve_path(faces.register_path, config_path=self.config_path)
+            if faces.register_path
+            else None
+        )
+        server = self.site.server
+        sync = None
+        if server is not None:
+            sync = RegisterSync(
+                server.url,
+                resolve_token(server, config_path=self.config_path),
+                self.outbox.root / SYNCED_REGISTER_NAME,
+                timeout_s=server.timeout_s,
+            )
+        return SiteRegister(local_path=local, sync=sync, interval_s=faces.register_sync_interval_s)
 
     def _make_uploader(self) -> Uploader | None:
         server = self.site.server
@@ -306,6 +361,8 @@ class EdgeRunner:
             logger.info(
                 "metrics on http://%s:%d/metrics", self.tuning.metrics_host, self.metrics_port
             )
+        if self.face_register is not None:
+            self.face_register.start()  # first sync before the cameras; a failure is logged
         for worker in self.workers:
             worker.start()
         if self.uploader is not None:
@@ -324,6 +381,8 @@ class EdgeRunner:
     def shutdown(self) -> None:
         self.stop_event.set()
         logger.info("edge stopping: finishing clips, flushing the outbox")
+        if self.face_register is not None:
+            self.face_register.stop(timeout_s=self._sync_timeout_s() + 1.0)
         for worker in self.workers:
             worker.shutdown(timeout_s=5.0)
         self.encoder.shutdown(wait=True)
@@ -336,6 +395,9 @@ class EdgeRunner:
         self.refresh_metrics()
         self.outbox.close()
         self.metrics.close()
+
+    def _sync_timeout_s(self) -> float:
+        return self.site.server.timeout_s if self.site.server is not None else 0.0
 
     def clip_done(self, event_id: str, path: Path | None) -> None:
         if path is None:
@@ -377,6 +439,12 @@ class EdgeRunner:
             m.reconnects.labels(cam).inc(state.reconnects - self._skipped_seen.get(key, 0))
             self._skipped_seen[key] = state.reconnects
         m.cameras_online.set(online)
+        if self.face_register is not None:
+            m.face_register_version.set(self.face_register.version)
+            m.face_register_workers.set(len(self.face_register.register))
+            failures = self.face_register.failures
+            m.face_register_sync_failures.inc(failures - self._skipped_seen.get("sync", 0))
+            self._skipped_seen["sync"] = failures
         m.outbox_items.set(self.outbox.depth())
         m.outbox_bytes.set(self.outbox.used_bytes())
 

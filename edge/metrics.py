@@ -16,6 +16,9 @@ Each runner has its own registry (tests run several in one process). Names::
     sitewatch_edge_uploads_total{kind,outcome}      sent / retry / rejected
     sitewatch_edge_ack_latency_seconds              start message spooled -> server ack
     sitewatch_edge_clips_total{outcome}             written / failed
+    sitewatch_edge_face_register_version            server register version held (faces on)
+    sitewatch_edge_face_register_workers            workers in the register the cameras use
+    sitewatch_edge_face_register_sync_failures_total
 """
 
 from __future__ import annotations
@@ -94,6 +97,21 @@ class EdgeMetrics:
         )
         self.clips = Counter(
             "sitewatch_edge_clips_total", "Event clips by outcome", ["outcome"], registry=r
+        )
+        self.face_register_version = Gauge(
+            "sitewatch_edge_face_register_version",
+            "Server worker register version held (0: none synced)",
+            registry=r,
+        )
+        self.face_register_workers = Gauge(
+            "sitewatch_edge_face_register_workers",
+            "Workers in the face register the cameras use (local + server)",
+            registry=r,
+        )
+        self.face_register_sync_failures = Counter(
+            "sitewatch_edge_face_register_sync_failures_total",
+            "Worker register syncs that failed (the register in use was kept)",
+            registry=r,
         )
         self._server: Any = None
 

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from edge.detections import CLASS_NAME, HEAD, HELMET, Detections
 from edge.detector import Detector
 from edge.events import Event
 from edge.faces.stage import FaceStage
-from edge.rules.engine import RuleEngine
+from edge.rules.engine import PartyMemberIds, RuleEngine
 from edge.tracking import PersonTracker, subset
 
 logger = logging.getLogger(__name__)
@@ -57,16 +58,23 @@ class CameraPipeline:
         rule_engine: RuleEngine | None = None,
         attributes: HelmetAttributes | None = None,
         faces: FaceStage | None = None,
+        party_member_ids: PartyMemberIds = frozenset(),
+        config_path: Path | None = None,
     ) -> None:
+        """``party_member_ids`` (a set or a callable, e.g. the live edge's synced
+        register) feeds the party_member_helmet rule when no ``rule_engine`` is given;
+        ``config_path`` resolves the relative paths of ``site.faces``."""
         self.site = site
         self.camera = camera
         self.detector = detector
         self.frame_rate = frame_rate or camera.detect_fps
         self.tracker = PersonTracker(site.tracking, self.frame_rate)
         self.attributes = attributes or HelmetAttributes(site.attributes)
-        self.rules = rule_engine or RuleEngine(site, camera)
+        self.rules = rule_engine or RuleEngine(site, camera, party_member_ids=party_member_ids)
         #: Face stage (sets data[WORKER_ID] on persons) when site.faces.enabled.
-        self.faces = faces or (FaceStage(site.faces) if site.faces.enabled else None)
+        self.faces = faces or (
+            FaceStage(site.faces, config_path=config_path) if site.faces.enabled else None
+        )
         self._origin: datetime | None = None
         self.has_heads = HEAD in detector.class_names or HELMET in detector.class_names
         if not self.has_heads:
