@@ -11,7 +11,8 @@ next poll (0.5 s) the edge holds version 2, his track loses the identity, later 
 never give it back (his local enrolment went too), the party-member rule no longer sees
 him, and the other locally enrolled man is still in the register.
 
-And a box whose server is not there starts anyway, with its local register.
+The same through ``sitewatch edge run`` as a process (its /metrics follow enrolment and
+removal), and a box whose server is not there starts anyway, with its local register.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from edge.events import RuleKind
 from edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL
 from edge.faces.enrol import photo_embedding
 from edge.faces.site_register import SYNCED_REGISTER_NAME
+from edge.faces.sync import RegisterSync
 from edge.faces.tracks import FaceRegister
 from edge.live import EdgeRunner, EdgeTuning
 from edge.rules.frame import PersonFrame
 from edge.tracking import subset
 from tests.conftest import shared_file
 from tests.edge.live_central import RealCentral
-from tests.edge.live_support import wait_for
+from tests.edge.live_support import EdgeProcess, wait_for
 from tests.rtsp_server import free_port
 from tests.server.test_workers import CONSENT, _jpeg, _labelled_crop
 
@@ -48,11 +50,12 @@ SITE = "reg-site"
 PASSWORD = "correct-horse-1"
 
 
-@pytest.fixture
-def central(tmp_path: Path) -> Iterator[RealCentral]:
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCentral]:
+    """One server for the module (each test enrols its own worker id)."""
     for model in (DETECTOR_MODEL, RECOGNIZER_MODEL):
         shared_file(f"models/{model}")  # the server embeds enrolment photos with them
-    server = RealCentral(tmp_path / "central", site_id=SITE)
+    server = RealCentral(tmp_path_factory.mktemp("central"), site_id=SITE)
     for user, role in (("rita", "reviewer"), ("ada", "admin")):
         server._cli("add-user", "--username", user, "--role", role, "--site", SITE,
                     "--password", PASSWORD)  # fmt: skip
@@ -69,7 +72,7 @@ def _login(central: RealCentral, username: str) -> httpx.Client:
     return client
 
 
-def _site_config(folder: Path, central: RealCentral, local_register: Path) -> Path:
+def _site_config(folder: Path, central: RealCentral, local_register: Path | None) -> Path:
     (folder / "device.token").write_text(central.token + "\n")
     config: dict[str, Any] = {
         "site": {"id": SITE},
@@ -94,7 +97,7 @@ def _site_config(folder: Path, central: RealCentral, local_register: Path) -> Pa
             "enabled": True,
             "models_dir": str(shared_file(f"models/{DETECTOR_MODEL}").parent),
             "detect_every_n_frames": 1,
-            "register_path": local_register.name,
+            "register_path": local_register.name if local_register else None,
             "register_sync_interval_s": 0.5,
         },
     }
@@ -155,7 +158,7 @@ def test_enrol_sync_recognise_remove_through_the_api(central: RealCentral, tmp_p
         files=[("photos", ("red.jpg", _jpeg(_labelled_crop("red-white-helmets.mp4", 30, 0))))],
     )
     assert enrolled.status_code == 201, enrolled.text
-    assert enrolled.json()["version"] == 1
+    version = enrolled.json()["version"]
 
     edge_dir = tmp_path / "edge"
     edge_dir.mkdir()
@@ -172,14 +175,14 @@ def test_enrol_sync_recognise_remove_through_the_api(central: RealCentral, tmp_p
     try:
         runner.start()
         # the first sync ran before the cameras started
-        assert site_register.version == 1 and site_register.failures == 0
+        assert site_register.version == version and site_register.failures == 0
         assert site_register.register.worker_ids() == ["other", "red"]  # local + server
         assert stage.register is site_register.register
         assert site_register.party_member_ids() == {"red"}
         assert (edge_dir / "spool" / SYNCED_REGISTER_NAME).exists()
         runner.refresh_metrics()
         metrics = httpx.get(f"http://127.0.0.1:{runner.metrics_port}/metrics").text
-        assert "sitewatch_edge_face_register_version 1.0" in metrics
+        assert f"sitewatch_edge_face_register_version {version:.1f}" in metrics
 
         wait_for(
             lambda: any("red" in ids for ids in recorded.ids_since(0)),
@@ -197,7 +200,7 @@ def test_enrol_sync_recognise_remove_through_the_api(central: RealCentral, tmp_p
         removed = admin.delete(f"/api/v1/workers/{SITE}/red")
         assert removed.status_code == 200, removed.text
         wait_for(lambda: "red" not in stage.register, 15, "the edge to sync the removal")
-        assert site_register.version == 2 and "red" not in stage.tracks.register
+        assert site_register.version == version + 1 and "red" not in stage.tracks.register
         assert site_register.register.worker_ids() == ["other"]
         assert FaceRegister.load(local).worker_ids() == ["other"]  # gone locally too
         assert site_register.party_member_ids() == set()
@@ -262,3 +265,36 @@ def test_edge_starts_when_the_server_register_cannot_be_had(tmp_path: Path) -> N
     finally:
         runner.shutdown()
     assert not any(t.name == "register-sync" for t in threading.enumerate())
+
+
+def test_edge_process_syncs_enrolment_and_removal(central: RealCentral, tmp_path: Path) -> None:
+    """``sitewatch edge run`` as a process: its /metrics follow the server's register."""
+    admin = _login(central, "ada")
+    photo = _jpeg(_labelled_crop("red-white-helmets.mp4", 160, 0))
+    enrolled = admin.post(
+        f"/api/v1/workers/{SITE}",
+        data={"worker_id": "proc-1", "name": "Process Test", **CONSENT},
+        files=[("photos", ("p.jpg", photo))],
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    version = enrolled.json()["version"]
+    config = _site_config(tmp_path, central, None)
+    edge = EdgeProcess(config).start()
+    try:
+
+        def register_is(v: int, workers: int) -> bool:
+            return (
+                edge.metric("sitewatch_edge_face_register_version") == v
+                and edge.metric("sitewatch_edge_face_register_workers") == workers
+            )
+
+        wait_for(lambda: register_is(version, 1), 30, f"register v{version} with 1 worker")
+        assert admin.delete(f"/api/v1/workers/{SITE}/proc-1").status_code == 200
+        wait_for(lambda: register_is(version + 1, 0), 30, "the removal on the edge")
+        synced = RegisterSync(central.url, central.token, tmp_path / "spool" / SYNCED_REGISTER_NAME)
+        assert synced.version == version + 1 and len(synced.register) == 0  # persisted
+        synced.close()
+        assert edge.metric("sitewatch_edge_face_register_sync_failures_total") == 0
+    finally:
+        assert edge.terminate() == 0, edge.log_text()
+        admin.close()
