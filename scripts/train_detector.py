@@ -62,11 +62,28 @@ def load_yolov5_state_dict(path: Path) -> dict[str, Any]:
     return {k: v.float() for k, v in model.state_dict().items()}
 
 
+def save_checkpoint(model: Any, out: Path, docs: str) -> None:
+    """Save ``model`` as an Ultralytics checkpoint that ``YOLO(out).train(...)`` accepts."""
+    import torch
+    from ultralytics import __version__
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": model,
+            "train_args": {},
+            "date": datetime.now(UTC).isoformat(),
+            "version": __version__,
+            "license": "AGPL-3.0",
+            "docs": docs,
+        },
+        out,
+    )
+
+
 def transplant(source: Path, out: Path, nc: int = 80) -> tuple[int, int]:
     """Write an Ultralytics checkpoint of ``yolov5nu`` holding ``source``'s matching
     weights; return (tensors transplanted, tensors in the source)."""
-    import torch
-    from ultralytics import __version__
     from ultralytics.nn.tasks import DetectionModel
 
     source_sd = load_yolov5_state_dict(source)
@@ -76,17 +93,8 @@ def transplant(source: Path, out: Path, nc: int = 80) -> tuple[int, int]:
         k: v for k, v in source_sd.items() if k in target_sd and target_sd[k].shape == v.shape
     }
     model.load_state_dict(matched, strict=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model": model,
-            "train_args": {},
-            "date": datetime.now(UTC).isoformat(),
-            "version": __version__,
-            "license": "AGPL-3.0",
-            "docs": f"yolov5nu with {len(matched)}/{len(source_sd)} tensors from {source.name}",
-        },
-        out,
+    save_checkpoint(
+        model, out, f"yolov5nu with {len(matched)}/{len(source_sd)} tensors from {source.name}"
     )
     logger.info(
         "transplanted %d of %d tensors into %s -> %s", len(matched), len(source_sd), ARCH_YAML, out

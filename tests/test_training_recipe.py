@@ -69,3 +69,41 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
     names = session.get_modelmeta().custom_metadata_map["names"]
     assert "person" in names and "helmet" in names
     assert session.get_outputs()[0].shape == [1, 7, 84]
+
+
+@pytest.mark.train
+def test_onnx_to_checkpoint_rebuilds_the_shipped_detector() -> None:
+    """The fused ONNX, un-fused into yolov5nu, computes the same outputs on a real image,
+    and survives the trainer's weight transfer (every tensor, class branch width kept)."""
+    pytest.importorskip("ultralytics")
+    import numpy as np
+    import onnx_to_checkpoint as o2c
+    import onnxruntime as ort
+    import torch
+
+    shipped = PROJECT_ROOT / "models" / "sitewatch-det.onnx"
+    key = next(
+        k
+        for k in (PROJECT_ROOT / "models" / "data-split" / "val.txt").read_text().split()
+        if k.startswith("helmet-colour/")
+    )
+    image_path = shared_file(f"data/helmet-colour/images/{key.split('/', 1)[1]}")
+    weights, meta = o2c.onnx_weights(shipped)
+    names = o2c.ast.literal_eval(meta["names"])
+    size = o2c.ast.literal_eval(meta["imgsz"])[0]
+    model = o2c.build_model(weights, names).eval()
+    x = o2c.to_input(o2c.cv2.imread(str(image_path)), size)
+    session = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        got = model(torch.from_numpy(x))[0].numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3
+    assert (expected[0, 4:] > 0.5).sum() > 0  # the image has confident detections
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    rebuilt = DetectionModel(model.yaml, nc=len(names), verbose=False)
+    rebuilt.load(model, verbose=False)  # what YOLO(checkpoint).train(...) does
+    for key, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
