@@ -307,7 +307,7 @@ class EdgeRunner:
         faces = self.site.faces
         if not faces.enabled:
             return None
-        from edge.config import resolve_path
+        from edge.config import ConfigError, resolve_path
         from edge.faces.site_register import SYNCED_REGISTER_NAME, SiteRegister
         from edge.faces.sync import RegisterSync
 
@@ -325,7 +325,15 @@ class EdgeRunner:
                 self.outbox.root / SYNCED_REGISTER_NAME,
                 timeout_s=server.timeout_s,
             )
-        return SiteRegister(local_path=local, sync=sync, interval_s=faces.register_sync_interval_s)
+        try:
+            return SiteRegister(
+                local_path=local, sync=sync, interval_s=faces.register_sync_interval_s
+            )
+        except ValueError as exc:  # an unreadable register file
+            if sync is not None:
+                sync.close()
+            source = str(self.config_path or "<config>")
+            raise ConfigError(source, [f"faces.register_path: {exc}"]) from None
 
     def _make_uploader(self) -> Uploader | None:
         server = self.site.server

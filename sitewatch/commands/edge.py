@@ -37,6 +37,7 @@ def run(
     """
     from edge.config import ConfigError, load_config
     from edge.detector import ModelError
+    from edge.faces.detection import FaceModelError
     from edge.live import EdgeRunner, EdgeTuning
     from edge.outbox import SpoolBusy
     from edge.uploader import TokenError
@@ -51,7 +52,7 @@ def run(
             update={key: value for key, value in overrides.items() if value is not None}
         )
         runner = EdgeRunner(site, config_path=config.resolve(), tuning=tuning)
-    except (ConfigError, TokenError, ModelError, SpoolBusy) as exc:
+    except (ConfigError, TokenError, ModelError, FaceModelError, SpoolBusy) as exc:
         err_console.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(2) from None
     if not runner.workers:

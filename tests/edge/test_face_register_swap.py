@@ -150,3 +150,23 @@ def test_sync_interval_is_checked() -> None:
         parse_config(base % "0")
     with pytest.raises(ConfigError, match="register_sync_s"):
         parse_config("site: {id: s}\nfaces: {register_sync_s: 5}\n")
+
+
+def test_edge_run_names_an_unreadable_local_register(tmp_path: Path) -> None:
+    """``sitewatch edge run`` exits 2 naming faces.register_path (before any model loads)."""
+    from typer.testing import CliRunner
+
+    from sitewatch.cli import app
+
+    (tmp_path / "broken.npz").write_bytes(b"not an npz")
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "site: {id: s1}\n"
+        "model: {path: nowhere.onnx}\n"
+        "cameras: [{id: cam1, source: a.mp4}]\n"
+        f"outbox: {{path: {tmp_path / 'spool'}}}\n"
+        "faces: {enabled: true, register_path: broken.npz}\n"
+    )
+    result = CliRunner().invoke(app, ["edge", "run", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "faces.register_path" in result.output and "broken.npz" in result.output
