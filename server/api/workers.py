@@ -54,6 +54,7 @@ class RegisterOut(BaseModel):
     #: True: replace the local register with ``workers``; false: apply the changes.
     full: bool
     workers: list[RegisterWorker]
+    #: Worker ids removed (changed since ``since_version``; every removed one when full).
     removed: list[str]
 
 

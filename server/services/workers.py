@@ -289,6 +289,9 @@ def register_feed(db: Session, *, device: Device, since_version: int) -> Registe
 
     ``full`` is true for 0 or a version the server never reached (a reset register):
     the device must then replace its register with this answer instead of merging.
+    ``removed`` lists the removed workers' ids (tombstones) in a full answer too, so that
+    a box that syncs for the first time after a removal still drops that worker from its
+    own local register.
     """
     if since_version < 0:
         raise Invalid("since_version must be >= 0")
@@ -305,7 +308,7 @@ def register_feed(db: Session, *, device: Device, since_version: int) -> Registe
     for worker in rows:
         if worker.removed_at is None:
             feed.workers.append(worker)
-        elif not full:
+        else:
             feed.removed.append(worker.worker_id)
     return feed
 

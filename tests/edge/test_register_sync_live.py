@@ -268,17 +268,26 @@ def test_edge_starts_when_the_server_register_cannot_be_had(tmp_path: Path) -> N
 
 
 def test_edge_process_syncs_enrolment_and_removal(central: RealCentral, tmp_path: Path) -> None:
-    """``sitewatch edge run`` as a process: its /metrics follow the server's register."""
+    """``sitewatch edge run`` as a process: its /metrics follow the server's register.
+
+    Its local register holds "gone", removed on the server before this box ever synced:
+    the first (full) answer's tombstones take it out of the local file too.
+    """
     admin = _login(central, "ada")
     photo = _jpeg(_labelled_crop("red-white-helmets.mp4", 160, 0))
-    enrolled = admin.post(
-        f"/api/v1/workers/{SITE}",
-        data={"worker_id": "proc-1", "name": "Process Test", **CONSENT},
-        files=[("photos", ("p.jpg", photo))],
-    )
-    assert enrolled.status_code == 201, enrolled.text
-    version = enrolled.json()["version"]
-    config = _site_config(tmp_path, central, None)
+    for worker_id in ("gone", "proc-1"):
+        enrolled = admin.post(
+            f"/api/v1/workers/{SITE}",
+            data={"worker_id": worker_id, "name": "Process Test", **CONSENT},
+            files=[("photos", ("p.jpg", photo))],
+        )
+        assert enrolled.status_code == 201, enrolled.text
+    assert admin.delete(f"/api/v1/workers/{SITE}/gone").status_code == 200
+    version = enrolled.json()["version"] + 1
+    local = tmp_path / "local.npz"
+    rows = np.eye(2, 128, dtype=np.float32)
+    FaceRegister({"gone": [rows[0]], "keep": [rows[1]]}).save(local)
+    config = _site_config(tmp_path, central, local)
     edge = EdgeProcess(config).start()
     try:
 
@@ -288,9 +297,11 @@ def test_edge_process_syncs_enrolment_and_removal(central: RealCentral, tmp_path
                 and edge.metric("sitewatch_edge_face_register_workers") == workers
             )
 
-        wait_for(lambda: register_is(version, 1), 30, f"register v{version} with 1 worker")
+        wait_for(lambda: register_is(version, 2), 30, f"v{version}: proc-1 and keep")
+        assert FaceRegister.load(local).worker_ids() == ["keep"]
         assert admin.delete(f"/api/v1/workers/{SITE}/proc-1").status_code == 200
-        wait_for(lambda: register_is(version + 1, 0), 30, "the removal on the edge")
+        wait_for(lambda: register_is(version + 1, 1), 30, "the removal on the edge")
+        assert FaceRegister.load(local).worker_ids() == ["keep"]
         synced = RegisterSync(central.url, central.token, tmp_path / "spool" / SYNCED_REGISTER_NAME)
         assert synced.version == version + 1 and len(synced.register) == 0  # persisted
         synced.close()

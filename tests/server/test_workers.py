@@ -173,7 +173,7 @@ def test_removal_leaves_tombstone_and_no_face_data(
     since_2 = box.get("/api/v1/register", params={"since_version": 2}).json()
     assert since_2 == {"version": 3, "full": False, "workers": [], "removed": ["w-1"]}
     full = box.get("/api/v1/register").json()
-    assert [w["worker_id"] for w in full["workers"]] == ["w-2"] and full["removed"] == []
+    assert [w["worker_id"] for w in full["workers"]] == ["w-2"] and full["removed"] == ["w-1"]
     with server_env.database.session() as db:
         gone = db.scalars(select(Worker).where(Worker.worker_id == "w-1")).one()
         assert gone.removed_at is not None
