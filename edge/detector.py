@@ -130,6 +130,11 @@ def _open_session(model_path: Path, providers: Sequence[str], threads: int) -> o
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # No busy-waiting between runs: ORT's pool threads otherwise spin after each run on
+    # the cores that decoding, tracking and the other cameras need. Same outputs; on the
+    # shared 2-core test machine a run took ~40 % less wall time (docs/evaluation.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(model_path), options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files

@@ -101,26 +101,50 @@ def classify_by_hue_votes(crop_bgr: np.ndarray) -> HelmetColour:
     return best if votes[best] >= MIN_SHARE else HelmetColour.OTHER
 
 
-def _hsv_histogram(crop_bgr: np.ndarray) -> np.ndarray:
-    """Joint hue x saturation histogram plus a value histogram, each summing to 1."""
-    hsv = _hsv_pixels(crop_bgr).astype(np.float32)
-    joint, _, _ = np.histogram2d(
-        hsv[:, 0], hsv[:, 1], bins=(HUE_BINS, SAT_BINS), range=((0, 180), (0, 256))
-    )
-    value, _ = np.histogram(hsv[:, 2], bins=VAL_BINS, range=(0, 256))
+#: Bin widths of the histograms: 180 / HUE_BINS, 256 / SAT_BINS, 256 / VAL_BINS (integers,
+#: so integer division of the uint8 HSV values gives exactly ``np.histogram``'s bins).
+_HUE_STEP, _SAT_STEP, _VAL_STEP = 180 // HUE_BINS, 256 // SAT_BINS, 256 // VAL_BINS
+
+
+def _hsv_histogram_of(hsv: np.ndarray) -> np.ndarray:
+    """Joint hue x saturation histogram plus a value histogram of ``(N, 3)`` uint8 HSV
+    pixels, each summing to 1.
+
+    Same numbers as ``np.histogram2d(hue, sat, bins=(HUE_BINS, SAT_BINS),
+    range=((0, 180), (0, 256)))`` and ``np.histogram(val, VAL_BINS, (0, 256))``: the bin
+    edges are integer multiples of the steps above, so a pixel's bin is its value divided
+    by the step; ``np.bincount`` counts them in one pass (~20x faster here).
+    """
+    pixels = hsv.astype(np.intp)
+    joint_bin = (pixels[:, 0] // _HUE_STEP) * SAT_BINS + pixels[:, 1] // _SAT_STEP
+    joint = np.bincount(joint_bin, minlength=HUE_BINS * SAT_BINS)
+    value = np.bincount(pixels[:, 2] // _VAL_STEP, minlength=VAL_BINS)
     n_px = max(len(hsv), 1)
-    return np.concatenate([joint.ravel(), value]).astype(np.float64) / n_px
+    return np.concatenate([joint, value]).astype(np.float64) / n_px
+
+
+def _hsv_image(crop_bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(crop_bgr), cv2.COLOR_BGR2HSV)
+
+
+def _features_of(hsv_image: np.ndarray) -> np.ndarray:
+    window = helmet_window(hsv_image).reshape(-1, 3)
+    return np.concatenate([_hsv_histogram_of(window), _hsv_histogram_of(hsv_image.reshape(-1, 3))])
 
 
 def colour_features(crop_bgr: np.ndarray) -> np.ndarray:
     """Feature vector of one crop (version :data:`FEATURE_VERSION`): histograms of the
     upper-central window and of the whole box."""
-    return np.concatenate([_hsv_histogram(helmet_window(crop_bgr)), _hsv_histogram(crop_bgr)])
+    return _features_of(_hsv_image(crop_bgr))
 
 
 def looks_orange(crop_bgr: np.ndarray) -> bool:
     """True when the window's saturated pixels have a median hue in :data:`ORANGE_HUE`."""
-    hsv = _hsv_pixels(helmet_window(crop_bgr))
+    return _looks_orange_of(_hsv_image(crop_bgr))
+
+
+def _looks_orange_of(hsv_image: np.ndarray) -> bool:
+    hsv = helmet_window(hsv_image).reshape(-1, 3)
     hue = hsv[_chromatic(hsv), 0]
     if len(hue) < max(4, MIN_SHARE * len(hsv)):
         return False
@@ -171,13 +195,16 @@ class HelmetColourModel:
         return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
     def classify(self, crop_bgr: np.ndarray) -> HelmetColour:
-        probabilities = self.probabilities(colour_features(crop_bgr)[None, :])[0]
+        # HSV is per pixel: the window of the crop's HSV is the HSV of its window, so one
+        # conversion serves both histograms and the orange check.
+        hsv_image = _hsv_image(crop_bgr)
+        probabilities = self.probabilities(_features_of(hsv_image)[None, :])[0]
         best = int(np.argmax(probabilities))
         if probabilities[best] < self.min_probability:
             return HelmetColour.OTHER
         colour = self.classes[best]
         warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
-        if self.detect_orange and warm and looks_orange(crop_bgr):
+        if self.detect_orange and warm and _looks_orange_of(hsv_image):
             return HelmetColour.ORANGE
         return colour
 

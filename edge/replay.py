@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,11 +28,13 @@ from edge.events import Event, EventPhase
 from edge.faces.stage import snapshot_blur
 from edge.pipeline import STAGES, CameraPipeline, FrameResult
 from edge.snapshots import EventRecorder
-from edge.video import FrameSampler, Mp4Writer, VideoError, VideoFrame, VideoReader
+from edge.video import FrameSampler, Mp4Writer, Prefetch, VideoError, VideoFrame, VideoReader
 
 logger = logging.getLogger(__name__)
 
 ANNOTATED_VIDEO = "annotated.mp4"
+#: Frames decoded ahead of the model by the replay's decoding thread.
+DECODE_AHEAD = 4
 ProgressCallback = Callable[[float], None]
 
 
@@ -57,7 +59,11 @@ class ReplayResult:
     frames_detected: int = 0
     video_s: float = 0.0  # time of the last frame processed
     wall_s: float = 0.0
-    decode_s: float = 0.0  # demuxing, decoding, pixel conversion
+    #: Time the pipeline waited for decoded frames (demuxing, decoding, pixel conversion
+    #: not hidden behind the model by the decoding thread; all of it with decode_ahead=0).
+    decode_s: float = 0.0
+    #: Time spent decoding, wherever it ran (the decoding thread or inline).
+    decode_busy_s: float = 0.0
     output_s: float = 0.0  # drawing, JPEG and MP4 encoding
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     #: Every message written to events.jsonl, in order.
@@ -76,16 +82,36 @@ class ReplayResult:
         return self.frames_read / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _timed_frames(reader: VideoReader, result: ReplayResult) -> Iterator[VideoFrame]:
-    """The reader's frames, adding the time spent decoding them to ``result.decode_s``."""
-    frames = reader.frames()
-    while True:
-        started = time.perf_counter()
-        frame = next(frames, None)
-        result.decode_s += time.perf_counter() - started
-        if frame is None:
+def _decoded(
+    reader: VideoReader, sampler: FrameSampler, annotate: bool, max_seconds: float | None
+) -> Iterator[tuple[VideoFrame, bool]]:
+    """(frame, whether to detect on it) up to ``max_seconds``, with the BGR pixels already
+    converted for the frames that need them. Runs in the decoding thread."""
+    for frame in reader.frames():
+        if max_seconds is not None and frame.time_s > max_seconds:
             return
-        yield frame
+        take = sampler.take(frame.time_s)
+        if take or annotate:
+            frame.bgr()
+        yield frame, take
+
+
+class _Inline:
+    """The frames decoded in the caller's thread (``decode_ahead=0``), timed like Prefetch."""
+
+    def __init__(self, items: Iterator[tuple[VideoFrame, bool]]) -> None:
+        self._items = items
+        self.busy_s = self.wait_s = 0.0
+
+    def __iter__(self) -> Iterator[tuple[VideoFrame, bool]]:
+        while True:
+            started = time.perf_counter()
+            item = next(self._items, None)
+            self.wait_s += time.perf_counter() - started
+            self.busy_s = self.wait_s
+            if item is None:
+                return
+            yield item
 
 
 class _Outputs:
@@ -132,12 +158,14 @@ def run_replay(
     annotate: bool = False,
     max_seconds: float | None = None,
     on_progress: ProgressCallback | None = None,
+    decode_ahead: int = DECODE_AHEAD,
 ) -> ReplayResult:
     """Replay ``video`` and write events.jsonl, snapshots (and annotated.mp4) to out_dir.
 
-    ``detect_fps`` None uses the camera's; 0 detects every frame. Raises VideoError when
-    the file cannot be opened or holds no decodable frame; damage part-way is reported in
-    the result.
+    ``detect_fps`` None uses the camera's; 0 detects every frame. Frames are decoded by a
+    background thread up to ``decode_ahead`` frames ahead of the model (0: in this
+    thread); the output is the same either way. Raises VideoError when the file cannot be
+    opened or holds no decodable frame; damage part-way is reported in the result.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,16 +180,18 @@ def run_replay(
         )
         with EventRecorder(out_dir, id_seed=seed) as recorder:
             outputs = _Outputs(recorder, writer, camera, snapshot_blur(site, pipeline.faces))
-            last_now = _loop(
-                reader,
-                pipeline,
-                outputs,
-                result,
-                origin,
-                FrameSampler(fps),
-                max_seconds,
-                on_progress,
+            decoded = _decoded(reader, FrameSampler(fps), annotate, max_seconds)
+            frames = (
+                Prefetch(decoded, depth=decode_ahead, name="replay-decode")
+                if decode_ahead > 0
+                else _Inline(decoded)
             )
+            try:
+                last_now = _loop(frames, pipeline, outputs, result, origin, on_progress)
+            finally:
+                if isinstance(frames, Prefetch):
+                    frames.close()  # the thread is done with the reader before it closes
+            result.decode_s, result.decode_busy_s = frames.wait_s, frames.busy_s
             outputs.record(pipeline.finish(last_now), None)
             if writer is not None:
                 writer.close()
@@ -174,26 +204,20 @@ def run_replay(
 
 
 def _loop(
-    reader: VideoReader,
+    frames: Iterable[tuple[VideoFrame, bool]],
     pipeline: CameraPipeline,
     outputs: _Outputs,
     result: ReplayResult,
     origin: datetime,
-    sampler: FrameSampler,
-    max_seconds: float | None,
     on_progress: ProgressCallback | None,
 ) -> datetime:
     now = origin
-    for frame in _timed_frames(reader, result):
-        if max_seconds is not None and frame.time_s > max_seconds:
-            break
+    for frame, take in frames:
         now = origin + timedelta(seconds=frame.time_s)
         result.frames_read += 1
         result.video_s = frame.time_s
-        if sampler.take(frame.time_s):
-            decode_started = time.perf_counter()
+        if take:
             image = frame.bgr()
-            result.decode_s += time.perf_counter() - decode_started
             processed = pipeline.process(image, now)
             _count(result, processed)
             output_started = time.perf_counter()

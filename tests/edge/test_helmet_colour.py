@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -83,3 +85,42 @@ def test_real_val_crops_from_helmet_colour() -> None:
     accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
     # measured 0.91 on the whole val split (label noise: orange helmets labelled red/yellow)
     assert accuracy >= 0.8, f"colour accuracy {accuracy:.3f} on {len(crops)} real crops"
+
+
+def _reference_histogram(hsv: np.ndarray) -> np.ndarray:
+    """The hsv-hist-v1 histogram as first written (np.histogram2d / np.histogram)."""
+    from edge.helmet_colour import HUE_BINS, SAT_BINS, VAL_BINS
+
+    pixels = hsv.reshape(-1, 3).astype(np.float32)
+    joint, _, _ = np.histogram2d(
+        pixels[:, 0], pixels[:, 1], bins=(HUE_BINS, SAT_BINS), range=((0, 180), (0, 256))
+    )
+    value, _ = np.histogram(pixels[:, 2], bins=VAL_BINS, range=(0, 256))
+    return np.concatenate([joint.ravel(), value]).astype(np.float64) / max(len(pixels), 1)
+
+
+def test_features_are_the_numpy_histograms_exactly(video_dir: Path) -> None:
+    """The bincount histograms give the same numbers, bit for bit, as np.histogram2d on
+    real frame crops and on random pixels covering every HSV value (bin edges included),
+    so the shipped colour model sees the features it was trained on."""
+    from edge.helmet_colour import colour_features, helmet_window
+    from edge.video import VideoReader
+
+    rng = np.random.default_rng(7)
+    crops = [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in rng.integers(1, 50, (300, 2))
+    ]
+    with VideoReader(video_dir / "red-white-helmets.mp4") as reader:
+        for frame in reader.frames():
+            if frame.index > 90:
+                break
+            if frame.index % 30 == 0:
+                image = frame.bgr()
+                for x, y, w, h in rng.integers(0, 300, (50, 4)):
+                    crops.append(image[y : y + h % 70 + 1, x : x + w % 70 + 1])
+    for crop in crops:
+        hsv = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2HSV)
+        expected = np.concatenate(
+            [_reference_histogram(helmet_window(hsv)), _reference_histogram(hsv)]
+        )
+        assert np.array_equal(colour_features(crop), expected)

@@ -222,3 +222,22 @@ def test_own_model_replays(crew_video: Path, tmp_path: Path) -> None:
     for event in people:
         assert (out / str(event.snapshot)).read_bytes()[:3] == b"\xff\xd8\xff"
         assert event.helmet_state is not None
+
+
+def test_decoding_thread_changes_nothing(crew_video: Path, site_yaml: Path, tmp_path: Path) -> None:
+    """Frames decoded ahead in a thread (the default) or inline: the same bytes out."""
+    from edge.replay import run_replay
+
+    site = load_config(site_yaml)
+    detector = Detector.from_config(site.model, site_yaml)
+    outputs = []
+    for ahead in (0, 4):
+        out = tmp_path / f"ahead-{ahead}"
+        result = run_replay(
+            crew_video, site, site.cameras[0], detector, out, max_seconds=3, decode_ahead=ahead
+        )
+        assert result.frames_read == 90 and result.decode_busy_s > 0
+        files = sorted(out.iterdir())
+        outputs.append([(f.name, f.read_bytes()) for f in files])
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) >= 3  # events.jsonl and at least two snapshots

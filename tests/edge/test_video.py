@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +13,15 @@ import av
 import numpy as np
 import pytest
 
-from edge.video import EPOCH, FrameSampler, Mp4Writer, VideoError, VideoReader
+from edge.video import (
+    EPOCH,
+    FrameSampler,
+    Mp4Writer,
+    Prefetch,
+    VideoError,
+    VideoFrame,
+    VideoReader,
+)
 
 
 def test_frames_carry_their_presentation_times(video_dir: Path) -> None:
@@ -82,3 +93,57 @@ def test_mp4_writer_round_trip(tmp_path: Path) -> None:
         frames = list(container.decode(stream))
     assert len(frames) == 20
     assert float(frames[-1].pts * frames[-1].time_base) == pytest.approx(1.9, abs=0.01)
+
+
+def test_prefetch_gives_the_frames_in_order_with_the_same_pixels(video_dir: Path) -> None:
+    def first_frames(reader: VideoReader) -> Iterator[VideoFrame]:
+        for frame in reader.frames():
+            if frame.index >= 45:
+                return
+            frame.bgr()  # converted in the decoding thread
+            yield frame
+
+    with VideoReader(video_dir / "concrete-pour-crew.mp4") as reader:
+        inline = [(f.index, f.time_s, f.bgr()) for f in first_frames(reader)]
+    with (
+        VideoReader(video_dir / "concrete-pour-crew.mp4") as reader,
+        Prefetch(first_frames(reader), depth=3) as frames,
+    ):
+        ahead = [(f.index, f.time_s, f.bgr()) for f in frames]
+        assert next(frames, None) is None  # stays finished
+    assert [(i, t) for i, t, _ in ahead] == [(i, t) for i, t, _ in inline]
+    assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(ahead, inline, strict=True))
+    assert frames.busy_s > 0
+
+
+def test_prefetch_raises_the_producer_error_and_stops_when_closed() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+
+    with Prefetch(failing(), depth=1) as items:
+        assert next(items) == 1
+        assert next(items) == 2
+        with pytest.raises(OSError, match="disk gone"):
+            next(items)
+
+    closed = threading.Event()
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        try:
+            for i in itertools.count():
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    prefetch = Prefetch(endless(), depth=2)
+    assert [next(prefetch) for _ in range(3)] == [0, 1, 2]
+    prefetch.close()
+    assert closed.is_set()  # the source was closed by its thread before close() returned
+    assert len(produced) <= 3 + 2 + 1  # no more than depth (+1 in hand) ahead
+    assert not prefetch._thread.is_alive()
+    with pytest.raises(ValueError, match="depth"):
+        Prefetch(iter([1]), depth=0)
