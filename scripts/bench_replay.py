@@ -4,9 +4,11 @@
 
 Runs ``sitewatch replay``'s loop (edge.replay.run_replay) on a video with the model the
 config resolves to (the project's own model, else the shared COCO YOLOv8n fallback) and
-prints a table: decoding (demux + decode + pixel conversion), inference (letterbox, ONNX
-Runtime, decode + NMS), the rest of the pipeline (tracking, attributes, rules), output
-(snapshots, events.jsonl, optional MP4) and whatever is left (loop overhead).
+prints a table: decoding (the time the loop waited for decoded frames: demux + decode +
+pixel conversion run in a background thread, so this is the part not hidden behind
+inference), inference (letterbox, ONNX Runtime, decode + NMS), the rest of the pipeline
+(tracking, attributes, rules), output (snapshots, events.jsonl, optional MP4) and whatever
+is left (loop overhead).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def _print(result: ReplayResult, detector: Detector, detect_fps: float) -> None:
     detected_fps = result.frames_detected / result.wall_s if result.wall_s else 0.0
     info.add_row("speed (detected frames)", f"{detected_fps:.1f} frames/s")
     info.add_row("real-time factor", f"{result.video_s / result.wall_s:.2f}x")
+    info.add_row("decoding thread busy", f"{result.decode_busy_s:.2f} s")
     info.add_row("events", str(len(result.events)))
     console.print(info)
 
