@@ -11,10 +11,13 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from server.localtime import zone as parse_zone
 
 MIB = 1024 * 1024
 
@@ -57,6 +60,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: SQLAlchemy connection pool size for PostgreSQL.
     db_pool_size: int = Field(default=10, ge=1)
+    #: IANA time zone of the reviewers: the UI shows times in it, and its local days are
+    #: the days of the date filters and dashboards (storage and the API's JSON stay UTC).
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        parse_zone(value, "timezone (SITEWATCH_TIMEZONE)")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The :attr:`timezone` setting as a zone."""
+        return parse_zone(self.timezone)
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,17 +1,19 @@
-"""Dashboard numbers per site and per day (UTC days of the event's start)."""
+"""Dashboard numbers per site and per day (local days of the event's start in a zone)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, computed_field
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from edge.events import RuleKind
 from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, User
 from server.db.types import utcnow
+from server.localtime import local_day
 from server.services.access import site_filter
 from server.services.hazards import OPEN_STATES
 from server.services.validation import utc
@@ -19,7 +21,7 @@ from server.services.validation import utc
 
 class DayStats(BaseModel):
     site_id: str
-    day: date | None = None  # None in the totals row
+    day: date | None = None  # a local day of the zone asked for; None in the totals row
     events: int = 0
     events_by_rule: dict[str, int] = Field(default_factory=dict)
     pending: int = 0
@@ -58,10 +60,6 @@ class Dashboard(BaseModel):
     totals: list[DayStats]  # one row per site over the whole range
 
 
-def _day(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def _scoped(
     query: Select,
     user: User,
@@ -83,48 +81,46 @@ def dashboard(
     db: Session,
     *,
     user: User,
+    tz: ZoneInfo,
     site_id: str | None = None,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
     now: datetime | None = None,
 ) -> Dashboard:
-    """Counts per (site, day): events by rule, verdicts, rectifications, red helmets."""
+    """Counts per (site, local day in ``tz``): events by rule, verdicts, rectifications,
+    red helmets.
+
+    The rows are read and counted into days here, not grouped by SQL ``date()`` (which
+    gives UTC days, and differs between back ends): a local day follows the zone's
+    offset on that date, daylight saving included.
+    """
     now = now or utcnow()
-    day = func.date(EventRecord.started_at)
     stats: dict[tuple[str, date], DayStats] = defaultdict(lambda: DayStats(site_id=""))
     events = select(
         EventRecord.site_id,
-        day,
+        EventRecord.started_at,
         EventRecord.rule,
         EventRecord.review_status,
-        func.count(),
-        func.sum(case((EventRecord.helmet_colour == "red", 1), else_=0)),
-    ).group_by(EventRecord.site_id, day, EventRecord.rule, EventRecord.review_status)
+        EventRecord.helmet_colour,
+    )
     # ``person`` events (a site that turned the rule on) are sightings, not hazards
     events = events.where(EventRecord.rule != RuleKind.PERSON.value)
-    for site, raw_day, rule, review, count, red in db.execute(
-        _scoped(events, user, site_id, date_from, date_to)
-    ):
-        row = stats[(site, _day(raw_day))]
-        row.events += count
-        row.events_by_rule[rule] = row.events_by_rule.get(rule, 0) + count
+    scoped = _scoped(events, user, site_id, date_from, date_to).execution_options(yield_per=2000)
+    for site, started_at, rule, review, colour in db.execute(scoped):
+        row = stats[(site, local_day(started_at, tz))]
+        row.events += 1
+        row.events_by_rule[rule] = row.events_by_rule.get(rule, 0) + 1
         review_name = ReviewStatus(review).value
-        setattr(row, review_name, getattr(row, review_name) + count)
-        row.red_helmet_events += int(red or 0)
-    overdue = case((Hazard.status.in_(OPEN_STATES) & (Hazard.deadline < now), 1), else_=0)
-    accepted = case((Hazard.status == HazardStatus.ACCEPTED, 1), else_=0)
-    hazards = (
-        select(EventRecord.site_id, day, func.count(), func.sum(accepted), func.sum(overdue))
-        .join(Hazard, Hazard.event_id == EventRecord.event_id)
-        .group_by(EventRecord.site_id, day)
-    )
-    for site, raw_day, count, n_accepted, n_overdue in db.execute(
-        _scoped(hazards, user, site_id, date_from, date_to)
-    ):
-        row = stats[(site, _day(raw_day))]
-        row.hazards += count
-        row.hazards_accepted += int(n_accepted or 0)
-        row.hazards_overdue += int(n_overdue or 0)
+        setattr(row, review_name, getattr(row, review_name) + 1)
+        row.red_helmet_events += colour == "red"
+    hazards = select(EventRecord.site_id, EventRecord.started_at, Hazard.status, Hazard.deadline)
+    hazards = hazards.join(Hazard, Hazard.event_id == EventRecord.event_id)
+    scoped = _scoped(hazards, user, site_id, date_from, date_to).execution_options(yield_per=2000)
+    for site, started_at, status, deadline in db.execute(scoped):
+        row = stats[(site, local_day(started_at, tz))]
+        row.hazards += 1
+        row.hazards_accepted += status == HazardStatus.ACCEPTED
+        row.hazards_overdue += status in OPEN_STATES and deadline < now
     days = []
     totals: dict[str, DayStats] = {}
     for (site, the_day), row in sorted(stats.items()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy.orm import Session
 
@@ -44,18 +44,19 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, tz: tzinfo | None = None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return (value.astimezone(tz) if tz is not None else value).isoformat()
     text = str(getattr(value, "value", value))
     if isinstance(value, str) and text.startswith(_FORMULA_START):
         return "'" + text  # CSV injection: keep the text, defuse the formula
     return text
 
 
-def csv_row(event: EventRecord) -> list[str]:
+def csv_row(event: EventRecord, *, tz: tzinfo | None = None) -> list[str]:
+    """One event's cells; times in ISO 8601 with the offset, in UTC or else in ``tz``."""
     hazard = event.hazard
     duration = (event.ended_at - event.started_at).total_seconds() if event.ended_at else None
     values: list[object] = [
@@ -85,7 +86,7 @@ def csv_row(event: EventRecord) -> list[str]:
         hazard.responsible if hazard else None,
         hazard.deadline if hazard else None,
     ]
-    return [_cell(v) for v in values]
+    return [_cell(v, tz) for v in values]
 
 
 def export_events_csv(

@@ -2,8 +2,9 @@
 
 The page's filters include hazard states and "overdue", which the core's export filter
 does not know, so the rows come from :func:`server.ui.queries.iter_events_for_csv` and
-are written with the core's row format. The generator opens its own database session:
-a streamed response outlives the request's dependencies.
+are written with the core's row format, times in ISO 8601 in the page's zone (with the
+offset). The generator opens its own database session: a streamed response outlives
+the request's dependencies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from server.db.models import User
 from server.services.export import COLUMNS
@@ -24,7 +26,7 @@ CHUNK_ROWS = 500
 
 
 def csv_chunks(
-    database: Any, *, user_id: int, filters: EventFilters, now: datetime
+    database: Any, *, user_id: int, filters: EventFilters, now: datetime, tz: ZoneInfo
 ) -> Iterator[str]:
     """The header, then the rows in chunks of :data:`CHUNK_ROWS` (BOM first, for Excel)."""
     buffer = io.StringIO()
@@ -36,9 +38,9 @@ def csv_chunks(
         if user is None:
             return
         for index, event in enumerate(
-            iter_events_for_csv(db, user=user, filters=filters, now=now), start=1
+            iter_events_for_csv(db, user=user, filters=filters, now=now, tz=tz), start=1
         ):
-            writer.writerow(export_row(event))
+            writer.writerow(export_row(event, tz=tz))
             if index % CHUNK_ROWS == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

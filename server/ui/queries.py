@@ -2,7 +2,8 @@
 the cameras to filter on and the per-site, per-day dashboard.
 
 Every query takes the user and limits itself to the sites that user may see
-(``server.services.access.site_filter``). Days are UTC days (the pages say so).
+(``server.services.access.site_filter``). Days are local days of the zone ``tz`` (the
+server's ``timezone`` setting): a day runs from local midnight to the next local midnight.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from edge.events import RuleKind
 from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, Site, User
+from server.localtime import day_range, day_start, local_day
 from server.services.access import site_filter
 from server.services.events import EventFilter, filtered_query
 from server.services.hazards import OPEN_STATES
@@ -63,9 +66,12 @@ def _parse_date(name: str, raw: str | None) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise FilterError(f"{name}: {raw!r} is not a date (YYYY-MM-DD)") from exc
+    if not date.min.year < day.year < date.max.year:  # local midnights must exist in UTC
+        raise FilterError(f"{name}: {raw!r} is out of range")
+    return day
 
 
 def parse_filters(
@@ -92,20 +98,17 @@ def parse_filters(
     return EventFilters(site or None, camera or None, rule or None, status or None, start, end)
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _filtered(user: User, filters: EventFilters, now: datetime) -> Select[Any]:
-    """The core's filtered event query, plus the hazard states and "overdue"."""
+def _filtered(user: User, filters: EventFilters, now: datetime, tz: ZoneInfo) -> Select[Any]:
+    """The core's filtered event query, plus the hazard states and "overdue"; the days
+    ``date_from`` to ``date_to`` (both included) are local days of ``tz``."""
     status = filters.status
     core_filter = EventFilter(
         site_id=filters.site,
         camera_id=filters.camera,
         rule=RuleKind(filters.rule) if filters.rule else None,
         review_status=REVIEW_FILTERS.get(status) if status else None,
-        date_from=day_start(filters.date_from) if filters.date_from else None,
-        date_to=day_start(filters.date_to + timedelta(1)) if filters.date_to else None,
+        date_from=day_start(filters.date_from, tz) if filters.date_from else None,
+        date_to=day_start(filters.date_to + timedelta(days=1), tz) if filters.date_to else None,
     )
     query = cast("Select[Any]", filtered_query(user, core_filter))
     if status in HAZARD_FILTERS:
@@ -141,26 +144,29 @@ def list_events(
     filters: EventFilters,
     page: int,
     now: datetime,
+    tz: ZoneInfo,
     page_size: int = PAGE_SIZE,
 ) -> EventPage:
     """One page of events, newest first."""
-    query = _filtered(user, filters, now)
-    total = count_events(db, user=user, filters=filters, now=now)
+    query = _filtered(user, filters, now, tz)
+    total = count_events(db, user=user, filters=filters, now=now, tz=tz)
     number = min(max(page, 1), max(1, math.ceil(total / page_size)))
     rows = db.scalars(query.offset((number - 1) * page_size).limit(page_size))
     return EventPage(list(rows), total, number, page_size)
 
 
-def count_events(db: Session, *, user: User, filters: EventFilters, now: datetime) -> int:
-    query = _filtered(user, filters, now).order_by(None).subquery()
+def count_events(
+    db: Session, *, user: User, filters: EventFilters, now: datetime, tz: ZoneInfo
+) -> int:
+    query = _filtered(user, filters, now, tz).order_by(None).subquery()
     return db.scalar(select(func.count()).select_from(query)) or 0
 
 
 def iter_events_for_csv(
-    db: Session, *, user: User, filters: EventFilters, now: datetime
+    db: Session, *, user: User, filters: EventFilters, now: datetime, tz: ZoneInfo
 ) -> Iterator[EventRecord]:
     """All filtered events (up to :data:`MAX_CSV_ROWS`), newest first, fetched in batches."""
-    query = _filtered(user, filters, now).limit(MAX_CSV_ROWS).execution_options(yield_per=500)
+    query = _filtered(user, filters, now, tz).limit(MAX_CSV_ROWS).execution_options(yield_per=500)
     rows: Iterator[EventRecord] = iter(db.scalars(query))
     return rows
 
@@ -183,7 +189,7 @@ def cameras_of(db: Session, user: User) -> list[str]:
 
 @dataclass
 class PartyPresence:
-    """Red-helmet (party member) presence of one site on one UTC day."""
+    """Red-helmet (party member) presence of one site on one local day."""
 
     events: int = 0
     persons: set[str] = field(default_factory=set)
@@ -197,9 +203,11 @@ def _person_key(row: Any) -> str:
 
 
 def party_presence(
-    db: Session, *, user: User, site: str | None, start: date, end: date
+    db: Session, *, user: User, site: str | None, start: date, end: date, tz: ZoneInfo
 ) -> dict[tuple[str, date], PartyPresence]:
-    """Events and distinct persons with role ``party_member`` per (site, UTC day)."""
+    """Events and distinct persons with role ``party_member`` per (site, local day of
+    ``tz``), over the local days ``start`` to ``end`` (both included)."""
+    since, until = day_range(start, end, tz)
     query = select(
         EventRecord.site_id,
         EventRecord.started_at,
@@ -209,14 +217,14 @@ def party_presence(
     ).where(
         site_filter(user, EventRecord.site_id),
         EventRecord.role == PARTY_MEMBER_ROLE,
-        EventRecord.started_at >= day_start(start),
-        EventRecord.started_at < day_start(end + timedelta(1)),
+        EventRecord.started_at >= since,
+        EventRecord.started_at < until,
     )
     if site:
         query = query.where(EventRecord.site_id == site)
     presence: dict[tuple[str, date], PartyPresence] = {}
     for row in db.execute(query):
-        key = (row.site_id, row.started_at.astimezone(UTC).date())
+        key = (row.site_id, local_day(row.started_at, tz))
         entry = presence.setdefault(key, PartyPresence())
         entry.events += 1
         entry.persons.add(_person_key(row))

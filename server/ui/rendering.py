@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from server.localtime import format_time
 from server.ui.i18n import label, request_lang, translator
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def format_time(value: datetime | None) -> str:
-    """UTC time to the second, the way every page shows it."""
-    if value is None:
-        return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def page_zone(request: Request) -> ZoneInfo:
+    """The zone the pages show times and count days in (the ``timezone`` setting)."""
+    zone: ZoneInfo = request.app.state.settings.zone
+    return zone
+
+
+@pass_context
+def _localtime(context: Context, value: datetime | None) -> str:
+    """Template filter: a time in the page's zone with its offset (``tz`` of the page)."""
+    return format_time(value, context["tz"])
 
 
 #: Pages load only their own CSS, JavaScript, images and video; no framing.
@@ -40,7 +47,7 @@ SECURITY_HEADERS = {
 }
 
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
-templates.env.filters["localtime"] = format_time
+templates.env.filters["localtime"] = _localtime
 
 
 def current_url(request: Request) -> str:
@@ -68,6 +75,7 @@ def render(
         "user": user,
         "csrf_token": csrf_token,
         "current_url": current_url(request),
+        "tz": page_zone(request),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, full, status_code=status_code)

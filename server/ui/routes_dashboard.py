@@ -1,21 +1,24 @@
-"""The dashboard page: per site and per UTC day, from the core's dashboard service plus
-the party-member (red helmet role) presence of :mod:`server.ui.queries`."""
+"""The dashboard page: per site and per local day (the server's ``timezone``), from the
+core's dashboard service plus the party-member (red helmet role) presence of
+:mod:`server.ui.queries`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from edge.events import RuleKind
 from server.db.types import utcnow
+from server.localtime import day_range, local_day
 from server.services.dashboard import dashboard
 from server.ui import queries
 from server.ui.deps import DbDep, ViewerDep, error_page
-from server.ui.rendering import render
+from server.ui.rendering import page_zone, render
 
 router = APIRouter()
 
@@ -40,13 +43,14 @@ class DashboardRow:
     party_persons: int
 
 
-def _range(date_from: str | None, date_to: str | None) -> tuple[date, date]:
-    """The chosen days, by default the last two weeks; FilterError names a bad field."""
+def _range(date_from: str | None, date_to: str | None, tz: ZoneInfo) -> tuple[date, date]:
+    """The chosen local days, by default the last two weeks up to today in ``tz``;
+    FilterError names a bad field."""
     filters = queries.parse_filters(
         site=None, camera=None, rule=None, status=None,
         date_from=date_from, date_to=date_to, rules=(),
     )  # fmt: skip
-    end = filters.date_to or utcnow().date()
+    end = filters.date_to or local_day(utcnow(), tz)
     start = filters.date_from or end - timedelta(days=DEFAULT_DAYS - 1)
     if (end - start).days >= MAX_DAYS:
         raise queries.FilterError(f"date range longer than {MAX_DAYS} days")
@@ -62,21 +66,26 @@ def dashboard_page(
     date_from: Annotated[str | None, Query(max_length=10)] = None,
     date_to: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
+    tz = page_zone(request)
     try:
-        start, end = _range(date_from, date_to)
+        start, end = _range(date_from, date_to, tz)
     except queries.FilterError as exc:
         return error_page(request, viewer, 400, str(exc))
     sites = queries.visible_sites(db, viewer.user)
     names = {s.id: s.name for s in sites}
+    since, until = day_range(start, end, tz)
     stats = dashboard(
         db,
         user=viewer.user,
+        tz=tz,
         site_id=site or None,
-        date_from=queries.day_start(start),
-        date_to=queries.day_start(end + timedelta(days=1)),
+        date_from=since,
+        date_to=until,
         now=utcnow(),
     )
-    party = queries.party_presence(db, user=viewer.user, site=site or None, start=start, end=end)
+    party = queries.party_presence(
+        db, user=viewer.user, site=site or None, start=start, end=end, tz=tz
+    )
     rows = []
     for day in sorted(stats.days, key=lambda d: (d.day or start, d.site_id), reverse=True):
         presence = party.get((day.site_id, day.day or start), queries.PartyPresence())

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from edge.events import RuleKind
 from server.api.deps import StoreDep
 from server.db.models import DismissReason, MediaKind
 from server.db.types import utcnow
+from server.localtime import local_day
 from server.services import audit as audit_service
 from server.services.errors import ServiceError
 from server.services.events import get_event
@@ -25,7 +27,7 @@ from server.services.media import get_media
 from server.ui import queries, views
 from server.ui.csv_rows import csv_chunks
 from server.ui.deps import DbDep, Viewer, ViewerDep, error_page, service_error_page
-from server.ui.rendering import render
+from server.ui.rendering import page_zone, render
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -79,7 +81,8 @@ def event_list(
         return error_page(request, viewer, 400, given.error)
     filters = given.filters
     now = utcnow()
-    result = queries.list_events(db, user=viewer.user, filters=filters, page=page, now=now)
+    tz = page_zone(request)
+    result = queries.list_events(db, user=viewer.user, filters=filters, page=page, now=now, tz=tz)
     sites = queries.visible_sites(db, viewer.user)
     names = {s.id: s.name for s in sites}
     filter_query = urlencode(filters.query_items())
@@ -102,7 +105,7 @@ def event_list(
         "rules": RULES,
         "statuses": queries.STATUS_FILTERS,
         "overdue_total": queries.count_events(
-            db, user=viewer.user, filters=queries.EventFilters(status="overdue"), now=now
+            db, user=viewer.user, filters=queries.EventFilters(status="overdue"), now=now, tz=tz
         ),
     }
     return render(request, "events.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
@@ -114,14 +117,17 @@ def event_csv(
     viewer: ViewerDep,
     given: FilterDep,
 ) -> Response:
-    """The filtered list (same filters as the page) as CSV, streamed."""
+    """The filtered list (same filters as the page) as CSV, streamed; times in ISO 8601
+    in the page's zone, with the offset."""
     if given.error:
         return error_page(request, viewer, 400, given.error)
     filters = given.filters
     database = request.app.state.db
-    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    tz = page_zone(request)
+    now = utcnow()
+    stamp = now.astimezone(tz).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        csv_chunks(database, user_id=viewer.user.id, filters=filters, now=utcnow()),
+        csv_chunks(database, user_id=viewer.user.id, filters=filters, now=now, tz=tz),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="sitewatch-events-{stamp}.csv"',
@@ -130,7 +136,9 @@ def event_csv(
     )
 
 
-def _audit_lines(db: Session, viewer: Viewer, event_id: uuid.UUID) -> list[views.AuditLine]:
+def _audit_lines(
+    db: Session, viewer: Viewer, event_id: uuid.UUID, tz: ZoneInfo
+) -> list[views.AuditLine]:
     entries = [
         *audit_service.list_entries(
             db, user=viewer.user, object_type="event", object_id=str(event_id)
@@ -139,7 +147,7 @@ def _audit_lines(db: Session, viewer: Viewer, event_id: uuid.UUID) -> list[views
             db, user=viewer.user, object_type="hazard", object_id=str(event_id)
         ),
     ]
-    return views.audit_lines(entries)
+    return views.audit_lines(entries, tz)
 
 
 @router.get("/events/{event_id}", include_in_schema=False)
@@ -149,18 +157,19 @@ def event_page(request: Request, db: DbDep, viewer: ViewerDep, event_id: uuid.UU
     except ServiceError as exc:
         return service_error_page(request, viewer, exc)
     now = utcnow()
+    tz = page_zone(request)
     detail = views.event_detail(
         db,
         event,
         site_name=_site_names(db, viewer).get(event.site_id, event.site_id),
-        audit=_audit_lines(db, viewer, event_id),
+        audit=_audit_lines(db, viewer, event_id, tz),
         now=now,
     )
     context = {
         "ev": detail,
         "can_edit": viewer.can_edit,
         "dismiss_reasons": [r.value for r in DismissReason],
-        "default_deadline": (now + timedelta(days=3)).date().isoformat(),
+        "default_deadline": local_day(now + timedelta(days=3), tz).isoformat(),
     }
     return render(request, "event.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
 

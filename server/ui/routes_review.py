@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
@@ -24,6 +25,7 @@ from server.services.errors import Invalid, ServiceError
 from server.services.events import set_verdict
 from server.services.media import ALLOWED_CONTENT
 from server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
+from server.ui.rendering import page_zone
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -85,13 +87,16 @@ def post_verdict(
     )
 
 
-def deadline_end_of_day(raw: str) -> datetime:
-    """A deadline day from the form means "by the end of that day" (UTC)."""
+def deadline_end_of_day(raw: str, tz: ZoneInfo) -> datetime:
+    """A deadline day from the form means "by the end of that local day" in ``tz``."""
     try:
         day = date.fromisoformat(raw)
     except ValueError as exc:
         raise Invalid(f"deadline: {raw!r} is not a date (YYYY-MM-DD)") from exc
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+    try:
+        return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
+    except OverflowError as exc:
+        raise Invalid(f"deadline: {raw!r} is out of range") from exc
 
 
 @router.post("/events/{event_id}/rectification", include_in_schema=False)
@@ -112,7 +117,7 @@ def post_rectification(
             user=viewer.user,
             event_id=event_id,
             responsible=assignee,
-            deadline=deadline_end_of_day(deadline),
+            deadline=deadline_end_of_day(deadline, page_zone(request)),
             note=_text(note),
         ),
         _back(event_id, "rectification"),

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,8 +25,8 @@ from server.db.models import (
     ReviewStatus,
     User,
 )
+from server.localtime import format_time
 from server.services.hazards import OPEN_STATES
-from server.ui.rendering import format_time
 
 
 def display_status(event: EventRecord) -> str:
@@ -255,17 +256,18 @@ def event_detail(
     )
 
 
-def _readable(value: object) -> str:
-    """An ISO timestamp as the pages show times; anything else as it is."""
+def _readable(value: object, tz: ZoneInfo) -> str:
+    """An ISO timestamp as the pages show times (local, with the offset); anything else
+    as it is."""
     if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
         try:
-            return format_time(datetime.fromisoformat(value))
+            return format_time(datetime.fromisoformat(value), tz)
         except ValueError:
             return value
     return str(value)
 
 
-def _detail_text(details: dict[str, Any] | None) -> str:
+def _detail_text(details: dict[str, Any] | None, tz: ZoneInfo) -> str:
     """The audit details as short ``key: value`` text, empty values left out."""
     if not details:
         return ""
@@ -273,19 +275,20 @@ def _detail_text(details: dict[str, Any] | None) -> str:
     for key, value in details.items():
         if value in (None, "") or key == "sha256":
             continue
-        parts.append(f"{key}: {_readable(value)}")
+        parts.append(f"{key}: {_readable(value, tz)}")
     return "; ".join(parts)
 
 
-def audit_lines(entries: Iterable[AuditEntry]) -> list[AuditLine]:
-    """Oldest first, for reading the history of one event top to bottom."""
+def audit_lines(entries: Iterable[AuditEntry], tz: ZoneInfo) -> list[AuditLine]:
+    """Oldest first, for reading the history of one event top to bottom; times in the
+    details shown in ``tz``."""
     ordered = sorted(entries, key=lambda e: (e.at, e.id))
     return [
         AuditLine(
             at=e.at,
             by=e.actor.split(":", 1)[-1],
             action=e.action,
-            detail=_detail_text(e.details),
+            detail=_detail_text(e.details, tz),
         )
         for e in ordered
     ]

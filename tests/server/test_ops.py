@@ -71,6 +71,23 @@ def test_settings_file_env_and_overrides(tmp_path: Path, monkeypatch: pytest.Mon
         load_settings(config)
 
 
+def test_timezone_setting_is_checked_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SITEWATCH_TIMEZONE", raising=False)
+    assert load_settings(data_dir=tmp_path).timezone == "Asia/Shanghai"  # the default
+    monkeypatch.setenv("SITEWATCH_TIMEZONE", "Europe/Berlin")
+    assert load_settings(data_dir=tmp_path).zone.key == "Europe/Berlin"
+    monkeypatch.setenv("SITEWATCH_TIMEZONE", "Asia/Shanghia")
+    with pytest.raises(SettingsError, match=r"SITEWATCH_TIMEZONE.*'Asia/Shanghia'"):
+        load_settings(data_dir=tmp_path)
+    answer = CliRunner().invoke(
+        cli_app, ["server", "run"], env={"SITEWATCH_DATA_DIR": str(tmp_path)}
+    )
+    message = " ".join(answer.output.split())  # the console may wrap long lines
+    assert answer.exit_code == 2 and "timezone (SITEWATCH_TIMEZONE): unknown time zone" in message
+
+
 def test_generated_session_secret_is_kept(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     first = settings.resolved_session_secret()

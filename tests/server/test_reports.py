@@ -93,7 +93,7 @@ def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
     assert admin.post(f"{done}/evidence", files=photo).status_code == 200
     assert admin.post(f"{done}/accept", json={}).status_code == 200
 
-    data = admin.get("/api/v1/dashboard").json()
+    data = admin.get("/api/v1/dashboard", params={"tz": "UTC"}).json()
     days = {(d["site_id"], d["day"]): d for d in data["days"]}
     assert set(days) == {
         ("site-a", "2026-05-01"),
@@ -111,11 +111,71 @@ def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
     assert may2["events_by_rule"] == {"post_unattended": 1} and may2["dismissed"] == 1
     totals = {t["site_id"]: t for t in data["totals"]}
     assert totals["site-a"]["events"] == 4 and totals["site-b"]["red_helmet_events"] == 1
+    # The server's zone (Asia/Shanghai, UTC+8) by default: 23:30Z on 1 May is 07:30 on 2 May.
+    local = admin.get("/api/v1/dashboard").json()
+    local_days = {(d["site_id"], d["day"]): d["events_by_rule"] for d in local["days"]}
+    assert local_days == {
+        ("site-a", "2026-05-01"): {"no_helmet": 2},
+        ("site-a", "2026-05-02"): {"fall_edge": 1, "post_unattended": 1},
+        ("site-b", "2026-05-02"): {"no_helmet": 1},
+    }
+    local_a = {d["day"]: d for d in local["days"] if d["site_id"] == "site-a"}
+    may1_local, may2_local = local_a["2026-05-01"], local_a["2026-05-02"]
+    assert (may1_local["hazards"], may1_local["hazards_overdue"]) == (2, 1)
+    assert may1_local["confirmed"] == 2
+    assert (may2_local["hazards_accepted"], may2_local["dismissed"]) == (1, 1)
+    assert local["totals"] == data["totals"]  # the same events, only the days differ
     only_b = admin.get("/api/v1/dashboard", params={"site_id": "site-b"}).json()
     assert [t["site_id"] for t in only_b["totals"]] == ["site-b"]
     ranged = admin.get("/api/v1/dashboard", params={"date_from": "2026-05-02T00:00:00Z"}).json()
     assert sum(t["events"] for t in ranged["totals"]) == 2
     assert admin.get("/api/v1/events", params={"rule": "person"}).json()["total"] == 1
+
+
+def test_dashboard_days_are_local_across_daylight_saving(server_env: ServerEnv) -> None:
+    """Europe/Berlin: 29 March 2026 has 23 hours (CET to CEST at 01:00Z), 25 October 25
+    hours (back at 01:00Z). Each event sits one minute either side of a local midnight."""
+    _ingest(
+        server_env,
+        [
+            {"started_at": started}
+            for started in (
+                "2026-03-28T22:59:00Z",  # 23:59 CET, 28 March
+                "2026-03-28T23:00:00Z",  # 00:00 CET, 29 March
+                "2026-03-29T21:59:00Z",  # 23:59 CEST, 29 March
+                "2026-03-29T22:00:00Z",  # 00:00 CEST, 30 March
+                "2026-10-24T21:59:00Z",  # 23:59 CEST, 24 October
+                "2026-10-24T22:00:00Z",  # 00:00 CEST, 25 October
+                "2026-10-25T22:59:00Z",  # 23:59 CET, 25 October
+                "2026-10-25T23:00:00Z",  # 00:00 CET, 26 October
+            )
+        ],
+    )
+    admin = server_env.user("root", Role.ADMIN)
+
+    def per_day(tz: str) -> dict[str, int]:
+        answer = admin.get("/api/v1/dashboard", params={"tz": tz})
+        assert answer.status_code == 200, answer.text
+        return {d["day"]: d["events"] for d in answer.json()["days"]}
+
+    assert per_day("Europe/Berlin") == {
+        "2026-03-28": 1,
+        "2026-03-29": 2,
+        "2026-03-30": 1,
+        "2026-10-24": 1,
+        "2026-10-25": 2,
+        "2026-10-26": 1,
+    }
+    assert per_day("UTC") == {"2026-03-28": 2, "2026-03-29": 2, "2026-10-24": 2, "2026-10-25": 2}
+    assert per_day("Asia/Shanghai") == {
+        "2026-03-29": 2,
+        "2026-03-30": 2,
+        "2026-10-25": 2,
+        "2026-10-26": 2,
+    }
+    refused = admin.get("/api/v1/dashboard", params={"tz": "Mars/Olympus_Mons"})
+    assert refused.status_code == 422 and "tz: unknown time zone" in refused.json()["detail"]
+    assert admin.get("/api/v1/dashboard", params={"tz": "../../etc/passwd"}).status_code == 422
 
 
 def test_csv_export(server_env: ServerEnv) -> None:

@@ -55,6 +55,9 @@ def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) 
     ev = seeded.events
     assert _row_ids(page) == {str(ev["a_helmet"]), str(ev["a_edge"]), str(ev["a_overdue"])}
     assert page.is_visible("img[alt='快照']")
+    # started 08:30Z, shown in the server's zone (Asia/Shanghai) with the offset
+    started = page.locator(f"tr[data-event-id='{ev['a_helmet']}'] td a").nth(1)
+    expect(started).to_have_text("2026-11-20 16:30:00 +08:00")
 
     # Filter by rule, then by camera + status: the list and the CSV link follow.
     page.select_option("select[name=rule]", "fall_edge")
@@ -115,6 +118,7 @@ def test_overdue_hazard_is_highlighted_and_counted(browser: Any, seeded: Seeded)
     page.goto(f"/ui/events/{overdue}")
     assert page.is_visible("#overdue-badge")
     page.goto("/ui/dashboard?date_from=2026-11-19&date_to=2026-11-20")
+    expect(page.locator(".page-head .muted")).to_have_text("Days in local time (Asia/Shanghai)")
     day_row = page.locator("tr[data-site='site-a'][data-day='2026-11-19']")
     assert day_row.locator("td.overdue").inner_text() == "1"
     page.context.close()

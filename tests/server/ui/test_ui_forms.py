@@ -1,5 +1,6 @@
 """The review pages in process (the real app, SQLite, media folder; no browser): forms
-and their refusals, filters, paging, CSV, dashboard numbers, media ranges, redirects."""
+and their refusals, filters, paging, CSV, dashboard numbers, media ranges, redirects,
+times and days in the server's zone (Asia/Shanghai by default)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -139,6 +140,9 @@ def test_rejected_evidence_reopens_the_hazard(ui: tuple) -> None:
     )
     page = client.get(base).text
     assert "验收驳回" in page and 'id="evidence-form"' in page
+    # the deadline day means the end of that local day, shown (and audited) in local time
+    assert 'id="rect-deadline">2030-01-01 23:59:59 +08:00' in page
+    assert "deadline: 2030-01-01 23:59:59 +08:00" in page
 
 
 def test_filters_paging_and_csv(ui: tuple) -> None:
@@ -215,3 +219,53 @@ def test_text_from_devices_is_escaped(ui: tuple) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
     assert "&lt;b&gt;z&lt;/b&gt;" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_times_and_days_are_local(ui: tuple) -> None:
+    """Shanghai (UTC+8): 15:59:59Z is 23:59:59 on the 16th, 16:00Z midnight of the 17th."""
+    client, app = ui[0], ui[3]
+    token = app.state.test_device_tokens["site-b"]
+    ids = []
+    for started in ("2026-11-16T15:59:59+00:00", "2026-11-16T16:00:00+00:00"):
+        body = event_body("site-b", "cam-b3", "no_helmet", datetime.fromisoformat(started))
+        answer = client.put(
+            f"/api/v1/events/{body['event_id']}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 201, answer.text
+        ids.append(body["event_id"])
+    late_16th, midnight_17th = ids
+    _login(client, "rev-b")
+    api_time = client.get(f"/api/v1/events/{midnight_17th}").json()["started_at"]
+    assert api_time.startswith("2026-11-16T16:00:00") and api_time.endswith(("Z", "+00:00"))
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/ui/events?camera=cam-b3&{query}")
+        assert page.status_code == 200, page.text
+        return re.findall(r'data-event-id="([^"]+)"', page.text)
+
+    assert listed("date_from=2026-11-17&date_to=2026-11-17") == [midnight_17th]
+    assert listed("date_to=2026-11-16") == [late_16th]
+    assert listed("date_from=2026-11-16&date_to=2026-11-17") == [midnight_17th, late_16th]
+    page = client.get("/ui/events?camera=cam-b3").text
+    assert "2026-11-17 00:00:00 +08:00" in page and "2026-11-16 23:59:59 +08:00" in page
+    assert "UTC" not in page
+    event_page = client.get(f"/ui/events/{midnight_17th}").text
+    assert "2026-11-17 00:00:00 +08:00" in event_page  # started
+    assert "2026-11-17 00:00:06 +08:00" in event_page  # ended
+    answer = client.get("/ui/events.csv?camera=cam-b3&date_from=2026-11-17&date_to=2026-11-17")
+    rows = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    assert [(r["event_id"], r["started_at"], r["ended_at"]) for r in rows] == [
+        (midnight_17th, "2026-11-17T00:00:00+08:00", "2026-11-17T00:00:06+08:00")
+    ]
+    dashboard = client.get("/ui/dashboard?site=site-b&date_from=2026-11-16&date_to=2026-11-16")
+    assert "Asia/Shanghai" in dashboard.text
+    row = re.search(
+        r'<tr data-site="site-b" data-day="2026-11-16">(.*?)</tr>', dashboard.text, re.S
+    )
+    assert row is not None, dashboard.text
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[2] == "1" and cells[7] == "1"  # no_helmet, total: only the 23:59:59 event
+    assert client.get("/ui/events?date_to=9999-12-31").status_code == 400
+    assert client.get("/ui/dashboard?date_from=0001-01-01").status_code == 400
