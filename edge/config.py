@@ -45,7 +45,9 @@ class SiteInfo(_Strict):
 class ModelConfig(_Strict):
     #: Relative paths are resolved against the config file's folder, then the project root.
     path: str = DEFAULT_MODEL_PATH
-    input_size: int = Field(default=640, ge=32, le=2048, multiple_of=32)
+    #: Long side of the model input, for models with dynamic axes (a fixed input wins).
+    #: Unset: the size the model was trained at (its ``imgsz`` metadata), else 640.
+    input_size: int | None = Field(default=None, ge=32, le=2048, multiple_of=32)
     confidence: float = Field(default=0.35, gt=0.0, lt=1.0)
     iou: float = Field(default=0.5, gt=0.0, lt=1.0)
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)

@@ -1,6 +1,9 @@
 """ONNX Runtime inference for Ultralytics-exported YOLO detection models.
 
-A frame is letterboxed to the model's square input (aspect ratio kept, grey padding), run
+A frame is letterboxed to the model's input (aspect ratio kept, grey padding): a model with a
+fixed input gets exactly that shape; a model exported with dynamic axes gets the smallest
+rectangle whose long side is ``input_size`` and whose sides are multiples of the stride
+(Ultralytics' ``rect`` letterbox: a 16:9 camera at 416 runs at 416x256, not 416x416). It is run
 through the model, and the raw output ``(1, 4 + nc, anchors)`` (centre x, centre y, width,
 height in input pixels, then one score per class) is decoded: best class per anchor,
 per-class confidence thresholds, class-aware non-maximum suppression
@@ -70,6 +73,26 @@ def letterbox(image: np.ndarray, input_wh: tuple[int, int]) -> tuple[np.ndarray,
     return padded, Letterbox(
         scale=scale, pad_xy=(float(left), float(top)), frame_wh=(width, height)
     )
+
+
+def rect_input_wh(frame_wh: tuple[int, int], input_size: int, stride: int = 32) -> tuple[int, int]:
+    """The smallest stride-aligned input that holds the frame scaled to ``input_size``."""
+    width, height = frame_wh
+    scale = input_size / max(width, height)
+    return (
+        min(input_size, -(-round(width * scale) // stride) * stride),
+        min(input_size, -(-round(height * scale) // stride) * stride),
+    )
+
+
+def _trained_size(metadata: Mapping[str, str], default: int = 640) -> int:
+    """The long side of Ultralytics' ``imgsz`` metadata (``"[320, 320]"``), else ``default``."""
+    try:
+        sizes = ast.literal_eval(metadata.get("imgsz", ""))
+        size = max(sizes) if isinstance(sizes, list | tuple) else int(sizes)
+    except (ValueError, SyntaxError, TypeError):
+        return default
+    return size if isinstance(size, int) and 32 <= size <= 2048 else default
 
 
 def parse_class_names(metadata: Mapping[str, str], *, source: str = "model") -> list[str]:
@@ -148,7 +171,7 @@ class Detector:
         self,
         model_path: Path,
         *,
-        input_size: int = 640,
+        input_size: int | None = None,
         confidence: float = 0.35,
         iou: float = 0.5,
         providers: list[str] | None = None,
@@ -166,7 +189,10 @@ class Detector:
             raise ModelError(f"{self.model_path}: model has no 'person' class: {self.class_names}")
         model_input = self._session.get_inputs()[0]  # type: ignore[attr-defined]
         self._input_name: str = model_input.name
-        self.input_wh = self._input_wh(model_input.shape, input_size)
+        self.input_wh = self._input_wh(model_input.shape, input_size or _trained_size(meta))
+        #: Dynamic axes: each frame size gets its own rectangle (see the module docstring).
+        self.dynamic_input = not all(isinstance(d, int) for d in model_input.shape[2:4])
+        self._stride = int(str(meta.get("stride", "32")).strip() or 32)
         self._class_thresholds = self._thresholds(confidence, class_confidence or {})
         self._class_name_array = np.array(self.class_names)
         self.detect(np.zeros((self.input_wh[1], self.input_wh[0], 3), np.uint8))  # warm-up
@@ -214,7 +240,11 @@ class Detector:
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         """Detections of every class of the model, in pixels of ``frame_bgr``."""
-        image, box = letterbox(frame_bgr, self.input_wh)
+        input_wh = self.input_wh
+        if self.dynamic_input:
+            height, width = frame_bgr.shape[:2]
+            input_wh = rect_input_wh((width, height), max(self.input_wh), self._stride)
+        image, box = letterbox(frame_bgr, input_wh)
         blob = cv2.dnn.blobFromImage(image, scalefactor=1 / 255.0, swapRB=True)
         (output,) = self._session.run(None, {self._input_name: blob})[:1]  # type: ignore[attr-defined]
         xyxy, confidence, class_id = decode_yolo(

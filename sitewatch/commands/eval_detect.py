@@ -33,7 +33,10 @@ def eval_detect(
     class_map: Annotated[
         str, typer.Option(help="Label id -> model class name[/colour], e.g. '0:head,1:helmet/red'.")
     ] = DEFAULT_CLASS_MAP,
-    input_size: Annotated[int, typer.Option(help="Model input size (pixels).")] = 320,
+    input_size: Annotated[
+        int | None,
+        typer.Option(help="Input long side for dynamic models (default: the training size)."),
+    ] = None,
     confidence: Annotated[float, typer.Option(help="Detector threshold for AP.")] = 0.001,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

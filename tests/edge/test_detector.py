@@ -12,7 +12,16 @@ import pytest
 
 from edge.config import DEFAULT_MODEL_PATH, ModelConfig
 from edge.detections import CLASS_NAME, PERSON
-from edge.detector import Detector, Letterbox, ModelError, decode_yolo, letterbox, parse_class_names
+from edge.detector import (
+    Detector,
+    Letterbox,
+    ModelError,
+    _trained_size,
+    decode_yolo,
+    letterbox,
+    parse_class_names,
+    rect_input_wh,
+)
 from edge.models import resolve_model_path
 
 
@@ -148,3 +157,60 @@ def test_real_model_finds_the_people_of_a_real_frame(coco_model: Path, video_dir
     # same frame, same answer
     again = detector.detect(frame)
     np.testing.assert_array_equal(again.xyxy, dets.xyxy)
+
+
+@pytest.mark.parametrize(
+    ("frame_wh", "size", "expected"),
+    [
+        ((1920, 1080), 416, (416, 256)),  # 416 x 234 rounded up to the stride
+        ((640, 360), 320, (320, 192)),
+        ((1080, 1920), 416, (256, 416)),
+        ((500, 500), 416, (416, 416)),
+        ((4000, 100), 416, (416, 32)),
+    ],
+)
+def test_rect_input_is_the_smallest_stride_aligned_fit(
+    frame_wh: tuple[int, int], size: int, expected: tuple[int, int]
+) -> None:
+    assert rect_input_wh(frame_wh, size) == expected
+
+
+def test_trained_size_comes_from_ultralytics_metadata() -> None:
+    assert _trained_size({"imgsz": "[416, 416]"}) == 416
+    assert _trained_size({"imgsz": "[256, 416]"}) == 416
+    assert _trained_size({}) == 640
+    assert _trained_size({"imgsz": "not a list"}) == 640
+    assert _trained_size({"imgsz": "[1, 1]"}) == 640
+
+
+def test_shipped_model_runs_a_wide_frame_at_a_rect_input(video_dir: Path) -> None:
+    """A dynamic-axes model letterboxes a 16:9 frame to a stride-aligned rectangle."""
+    from edge.models import PROJECT_ROOT
+
+    own = PROJECT_ROOT / DEFAULT_MODEL_PATH
+    if not own.is_file():
+        pytest.skip(f"the project's own model {own} is not there")
+    detector = Detector(own)
+    if not detector.dynamic_input:
+        pytest.skip(f"{own} has a fixed input {detector.input_wh}")
+    shapes: list[tuple[int, ...]] = []
+    session = detector._session
+    run = session.run  # type: ignore[attr-defined]
+
+    class Spy:
+        def run(self, names: object, feeds: dict[str, np.ndarray]) -> object:
+            shapes.append(next(iter(feeds.values())).shape)
+            return run(names, feeds)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(session, name)
+
+    detector._session = Spy()
+    frame = _frame(video_dir / "concrete-pour-crew.mp4", 30)  # 640 x 360
+    persons = detector.detect(frame)
+    size = max(detector.input_wh)
+    assert shapes == [(1, 3, *reversed(rect_input_wh((640, 360), size)))]
+    assert shapes[0][2] < shapes[0][3] == size
+    found = persons[persons.data[CLASS_NAME] == PERSON]
+    assert len(found) >= 5
+    assert (found.xyxy[:, [1, 3]] <= 360).all() and (found.xyxy[:, [0, 2]] <= 640).all()
