@@ -63,12 +63,17 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
 
     onnx_path = tmp_path / "det.onnx"
     export_detector.export(best, onnx_path, imgsz=64)
+    import numpy as np
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     names = session.get_modelmeta().custom_metadata_map["names"]
     assert "person" in names and "helmet" in names
-    assert session.get_outputs()[0].shape == [1, 7, 84]
+    # dynamic axes (the edge's rect letterbox): 64x96 -> 8*12 + 4*6 + 2*3 = 126 anchors
+    assert not any(isinstance(d, int) for d in session.get_inputs()[0].shape[2:])
+    assert "imgsz" in session.get_modelmeta().custom_metadata_map
+    feed = {session.get_inputs()[0].name: np.zeros((1, 3, 64, 96), np.float32)}
+    assert session.run(None, feed)[0].shape == (1, 7, 126)
 
 
 @pytest.mark.train
