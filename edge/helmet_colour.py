@@ -1,13 +1,18 @@
 """Helmet colour from the pixels of a helmet box.
 
 A helmet box from the detector covers the whole head: the shell is its upper part and
-the face (skin, often reddish-orange) its lower part. Two methods share the same crops:
+the face (skin, often reddish-orange) its lower part. Three methods share the same crops:
 
-* :class:`HelmetColourModel` (the default when ``models/helmet-colour.json`` exists): a
-  multinomial logistic regression on HSV histograms of the box and of its upper-central
-  window, trained by ``scripts/train_helmet_colour.py`` on the labelled helmet crops of
-  ``helmet-colour`` (red, blue, white, yellow). Its weights are plain JSON; inference is
-  numpy only. A crop whose best probability is below the model's ``min_probability`` is
+* :class:`BoostedColourModel` (the shipped ``models/helmet-colour.json``): gradient-boosted
+  trees on HSV and Lab histograms of the box and of its upper-central window
+  (:func:`colour_features_v2`), trained by ``scripts/train_helmet_colour.py`` on the
+  labelled helmet crops of ``helmet-colour`` (red, blue, white, yellow) and stored as
+  plain JSON arrays; inference is numpy only.
+* :class:`HelmetColourModel`: the earlier multinomial logistic regression on HSV
+  histograms (``hsv-hist-v1``), loaded when the JSON file holds one
+  (``scripts/train_helmet_colour.py --method logreg``).
+
+  For both, a crop whose best probability is below the model's ``min_probability`` is
   ``other``; a red or yellow call whose chromatic pixels have an orange median hue is
   ``orange`` (the training data has no orange class, see the model card).
 * :func:`classify_by_hue_votes`: HSV rules (pixels of the window vote for a hue band or
@@ -23,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "helmet-colour.json"
 FEATURE_VERSION = "hsv-hist-v1"
+FEATURE_VERSION_V2 = "hsv-lab-v2"
 
 
 @dataclass(frozen=True)
@@ -143,12 +150,32 @@ def looks_orange(crop_bgr: np.ndarray) -> bool:
     return _looks_orange_of(_hsv_image(crop_bgr))
 
 
-def _looks_orange_of(hsv_image: np.ndarray) -> bool:
+def _looks_orange_of(
+    hsv_image: np.ndarray, band: tuple[float, float] = (float(ORANGE_HUE[0]), float(ORANGE_HUE[1]))
+) -> bool:
     hsv = helmet_window(hsv_image).reshape(-1, 3)
     hue = hsv[_chromatic(hsv), 0]
     if len(hue) < max(4, MIN_SHARE * len(hsv)):
         return False
-    return bool(ORANGE_HUE[0] <= float(np.median(hue)) < ORANGE_HUE[1])
+    return bool(band[0] <= float(np.median(hue)) < band[1])
+
+
+def _decide(
+    model: HelmetColourModel | BoostedColourModel,
+    probabilities: np.ndarray,
+    hsv_image: np.ndarray,
+    orange_band: tuple[float, float],
+) -> HelmetColour:
+    """The model's colour call: ``other`` below its ``min_probability``; a red or yellow
+    call whose window looks orange (see :func:`looks_orange`) is ``orange``."""
+    best = int(np.argmax(probabilities))
+    if probabilities[best] < model.min_probability:
+        return HelmetColour.OTHER
+    colour = model.classes[best]
+    warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
+    if model.detect_orange and warm and _looks_orange_of(hsv_image, orange_band):
+        return HelmetColour.ORANGE
+    return colour
 
 
 @dataclass(frozen=True)
@@ -199,28 +226,163 @@ class HelmetColourModel:
         # conversion serves both histograms and the orange check.
         hsv_image = _hsv_image(crop_bgr)
         probabilities = self.probabilities(_features_of(hsv_image)[None, :])[0]
-        best = int(np.argmax(probabilities))
-        if probabilities[best] < self.min_probability:
-            return HelmetColour.OTHER
-        colour = self.classes[best]
-        warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
-        if self.detect_orange and warm and _looks_orange_of(hsv_image):
-            return HelmetColour.ORANGE
-        return colour
+        return _decide(self, probabilities, hsv_image, ORANGE_HUE)
+
+
+#: Longest side a crop is shrunk to (INTER_AREA) before the hsv-lab-v2 features.
+V2_MAX_SIDE = 48
+LAB_AB_BINS, LAB_L_BINS = 8, 8
+CHROMA_HUE_BINS = 36
+CHROMA_MIN_SATURATION, CHROMA_MIN_VALUE = 60, 50
+_AB_STEP, _L_STEP, _CHROMA_STEP = 256 // LAB_AB_BINS, 256 // LAB_L_BINS, 180 // CHROMA_HUE_BINS
+
+
+def _shrink(crop_bgr: np.ndarray, max_side: int = V2_MAX_SIDE) -> np.ndarray:
+    height, width = crop_bgr.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return np.ascontiguousarray(crop_bgr)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.ascontiguousarray(crop_bgr), size, interpolation=cv2.INTER_AREA)
+
+
+def _lab_histogram_of(lab: np.ndarray) -> np.ndarray:
+    """Joint a* x b* histogram plus an L* histogram of ``(N, 3)`` uint8 Lab pixels."""
+    pixels = lab.astype(np.intp)
+    joint = np.bincount(
+        (pixels[:, 1] // _AB_STEP) * LAB_AB_BINS + pixels[:, 2] // _AB_STEP,
+        minlength=LAB_AB_BINS * LAB_AB_BINS,
+    )
+    light = np.bincount(pixels[:, 0] // _L_STEP, minlength=LAB_L_BINS)
+    return np.concatenate([joint, light]).astype(np.float64) / max(len(lab), 1)
+
+
+def _chroma_hue_of(hsv: np.ndarray) -> np.ndarray:
+    """Hue histogram of the saturated pixels (sums to 1) and their share of all pixels."""
+    chromatic = (hsv[:, 1] >= CHROMA_MIN_SATURATION) & (hsv[:, 2] >= CHROMA_MIN_VALUE)
+    count = int(np.count_nonzero(chromatic))
+    hue = np.bincount(hsv[chromatic, 0].astype(np.intp) // _CHROMA_STEP, minlength=CHROMA_HUE_BINS)
+    share = count / max(len(hsv), 1)
+    return np.concatenate([hue.astype(np.float64) / max(count, 1), [share]])
+
+
+def colour_features_v2(crop_bgr: np.ndarray) -> np.ndarray:
+    """hsv-lab-v2 features: the crop shrunk to :data:`V2_MAX_SIDE`, then the hsv-hist-v1
+    histograms, Lab histograms of the window and of the box, and the hue histogram of the
+    window's saturated pixels."""
+    small = _shrink(crop_bgr)
+    hsv_image = _hsv_image(small)
+    lab_image = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    window_hsv = helmet_window(hsv_image).reshape(-1, 3)
+    return np.concatenate(
+        [
+            _features_of(hsv_image),
+            _lab_histogram_of(helmet_window(lab_image).reshape(-1, 3)),
+            _lab_histogram_of(lab_image.reshape(-1, 3)),
+            _chroma_hue_of(window_hsv),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class BoostedColourModel:
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier, exported by
+    ``scripts/train_helmet_colour.py`` as arrays) on :func:`colour_features_v2`; numpy
+    inference: every tree is walked at once, one level per step."""
+
+    classes: tuple[HelmetColour, ...]
+    baseline: np.ndarray  # (n_classes,)
+    tree_class: np.ndarray  # (n_trees,) class each tree adds to
+    feature: np.ndarray  # (n_trees, n_nodes)
+    threshold: np.ndarray  # (n_trees, n_nodes): x <= threshold goes left
+    left: np.ndarray  # (n_trees, n_nodes)
+    right: np.ndarray  # (n_trees, n_nodes)
+    value: np.ndarray  # (n_trees, n_nodes) leaf values (learning rate applied)
+    is_leaf: np.ndarray  # (n_trees, n_nodes) bool
+    depth: int
+    n_features: int
+    min_probability: float = 0.0
+    detect_orange: bool = True
+    orange_hue: tuple[float, float] = (float(ORANGE_HUE[0]), float(ORANGE_HUE[1]))
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> BoostedColourModel:
+        trees = raw["trees"]
+        band = raw.get("orange_hue", ORANGE_HUE)
+        width = max(len(t["feature"]) for t in trees)
+
+        def stack(key: str, dtype: type, fill: float) -> np.ndarray:
+            rows = [list(t[key]) + [fill] * (width - len(t[key])) for t in trees]
+            return np.asarray(rows, dtype=dtype)
+
+        return cls(
+            classes=tuple(HelmetColour(c) for c in raw["classes"]),
+            baseline=np.asarray(raw["baseline"], dtype=np.float64),
+            tree_class=np.asarray([t["class"] for t in trees], dtype=np.intp),
+            feature=stack("feature", np.intp, 0),
+            threshold=stack("threshold", np.float64, 0.0),
+            left=stack("left", np.intp, 0),
+            right=stack("right", np.intp, 0),
+            value=stack("value", np.float64, 0.0),
+            is_leaf=stack("leaf", bool, 1),
+            depth=int(raw["max_depth"]),
+            n_features=int(raw["n_features"]),
+            min_probability=float(raw.get("min_probability", 0.0)),
+            detect_orange=bool(raw.get("detect_orange", True)),
+            orange_hue=(float(band[0]), float(band[1])),
+        )
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` for features ``(N, n_features)``."""
+        n_trees = len(self.tree_class)
+        rows = np.arange(n_trees)
+        out = np.empty((len(features), len(self.classes)))
+        for index, x in enumerate(features):
+            node = np.zeros(n_trees, dtype=np.intp)
+            for _ in range(self.depth):
+                go_left = x[self.feature[rows, node]] <= self.threshold[rows, node]
+                step = np.where(go_left, self.left[rows, node], self.right[rows, node])
+                node = np.where(self.is_leaf[rows, node], node, step)
+            raw = self.baseline + np.bincount(
+                self.tree_class, weights=self.value[rows, node], minlength=len(self.classes)
+            )
+            exp = np.exp(raw - raw.max())
+            out[index] = exp / exp.sum()
+        return out
+
+    def classify(self, crop_bgr: np.ndarray) -> HelmetColour:
+        probabilities = self.probabilities(colour_features_v2(crop_bgr)[None, :])[0]
+        return _decide(self, probabilities, _hsv_image(crop_bgr), self.orange_hue)
+
+
+ColourModel = HelmetColourModel | BoostedColourModel
+
+
+def load_colour_model(path: Path) -> ColourModel:
+    """The model in ``path``: logistic regression (hsv-hist-v1) or boosted trees
+    (hsv-lab-v2), by the file's ``features``."""
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("features") == FEATURE_VERSION_V2:
+            model = BoostedColourModel.from_raw(raw)
+            if model.feature.max() >= model.n_features:
+                raise ValueError("a tree splits on a feature the model does not have")
+            return model
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"helmet colour model {path}: {exc}") from exc
+    return HelmetColourModel.load(path)
 
 
 @lru_cache(maxsize=4)
-def load_default_model(path: Path = DEFAULT_MODEL_PATH) -> HelmetColourModel | None:
+def load_default_model(path: Path = DEFAULT_MODEL_PATH) -> ColourModel | None:
     """The shipped model, or None (with a warning) when its file is absent."""
     if not path.exists():
         logger.warning("no helmet colour model at %s: using HSV hue votes", path)
         return None
-    return HelmetColourModel.load(path)
+    return load_colour_model(path)
 
 
-def classify_helmet_colour(
-    crop_bgr: np.ndarray, model: HelmetColourModel | None = None
-) -> HelmetColour:
+def classify_helmet_colour(crop_bgr: np.ndarray, model: ColourModel | None = None) -> HelmetColour:
     """Colour of one helmet crop (BGR, the whole helmet/head box)."""
     if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
         raise ValueError(f"crop_bgr must be HxWx3 BGR, got shape {crop_bgr.shape}")
@@ -242,7 +404,7 @@ def crop_boxes(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
 
 
 def classify_helmet_colours(
-    frame_bgr: np.ndarray, xyxy: np.ndarray, model: HelmetColourModel | None = None
+    frame_bgr: np.ndarray, xyxy: np.ndarray, model: ColourModel | None = None
 ) -> list[HelmetColour]:
     """Colour of every helmet box ``xyxy (N, 4)`` (pixels) in ``frame_bgr``."""
     return [classify_helmet_colour(crop, model) for crop in crop_boxes(frame_bgr, xyxy)]

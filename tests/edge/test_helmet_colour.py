@@ -69,7 +69,7 @@ def test_shipped_model_loads() -> None:
 
 
 def test_real_val_crops_from_helmet_colour() -> None:
-    """The val-split helmet-colour crops (never trained on) of the first 40 val images."""
+    """Every helmet crop of the val split's helmet-colour images (never trained on)."""
     import sys
     from pathlib import Path
 
@@ -79,12 +79,16 @@ def test_real_val_crops_from_helmet_colour() -> None:
     from train_helmet_colour import load_crops
 
     keys = (project / "models" / "data-split" / "val.txt").read_text().split()
-    crops, truth = load_crops(root.parent, [k for k in keys if k.startswith("helmet-colour/")][:40])
-    assert len(crops) > 40
-    predicted = [classify_helmet_colour(c).value for c in crops]
-    accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
-    # measured 0.91 on the whole val split (label noise: orange helmets labelled red/yellow)
-    assert accuracy >= 0.8, f"colour accuracy {accuracy:.3f} on {len(crops)} real crops"
+    crops, truth = load_crops(root.parent, [k for k in keys if k.startswith("helmet-colour/")])
+    assert len(crops) > 300
+    predicted = np.array([classify_helmet_colour(c).value for c in crops])
+    labels = np.array(truth)
+    accuracy = float(np.mean(predicted == labels))
+    red_recall = float(np.mean(predicted[labels == "red"] == "red"))
+    # measured: 0.925 accuracy, red recall 0.891 (boosted trees; logistic regression 0.901,
+    # 0.881); orange calls on helmets labelled red/yellow count as errors here
+    assert accuracy >= 0.9, f"colour accuracy {accuracy:.3f} on {len(crops)} real crops"
+    assert red_recall >= 0.85, f"red recall {red_recall:.3f}"
 
 
 def _reference_histogram(hsv: np.ndarray) -> np.ndarray:
@@ -124,3 +128,44 @@ def test_features_are_the_numpy_histograms_exactly(video_dir: Path) -> None:
             [_reference_histogram(helmet_window(hsv)), _reference_histogram(hsv)]
         )
         assert np.array_equal(colour_features(crop), expected)
+
+
+def test_boosted_trees_walk_like_a_reference_walk(tmp_path: Path) -> None:
+    """The vectorised walk of every tree at once gives the sum of per-tree walks done
+    node by node in plain Python, on real-looking random crops; a file whose trees split
+    on features the model does not have is refused."""
+    import json
+
+    from edge.helmet_colour import (
+        BoostedColourModel,
+        colour_features_v2,
+        load_colour_model,
+        load_default_model,
+    )
+
+    model = load_default_model()
+    if not isinstance(model, BoostedColourModel):
+        pytest.skip("the shipped colour model is not the boosted one")
+    raw = json.loads(
+        Path(__file__).resolve().parents[2].joinpath("models/helmet-colour.json").read_text()
+    )
+    rng = np.random.default_rng(3)
+    for colour in HELMETS_BGR.values():
+        crop = synthetic_helmet(colour, size=int(rng.integers(12, 90)))
+        crop = np.clip(crop + rng.normal(0, 12, crop.shape), 0, 255).astype(np.uint8)
+        x = colour_features_v2(crop)
+        scores = np.asarray(raw["baseline"], dtype=np.float64).copy()
+        for tree in raw["trees"]:
+            node = 0
+            while not tree["leaf"][node]:
+                go_left = x[tree["feature"][node]] <= tree["threshold"][node]
+                node = tree["left"][node] if go_left else tree["right"][node]
+            scores[tree["class"]] += tree["value"][node]
+        expected = np.exp(scores - scores.max())
+        expected /= expected.sum()
+        assert np.allclose(model.probabilities(x[None, :])[0], expected, atol=1e-12)
+    raw["n_features"] = 3
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="does not have"):
+        load_colour_model(bad)
