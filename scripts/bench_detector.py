@@ -22,7 +22,7 @@ SHARED = PROJECT_ROOT.parent / "shared"
 
 def read_frames(video: Path, count: int) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(video))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = capture.read()
         if not ok:
@@ -34,14 +34,17 @@ def read_frames(video: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def bench(model: Path, input_size: int, frames: list[np.ndarray], threads: int) -> list[float]:
+def bench(
+    model: Path, input_size: int | None, frames: list[np.ndarray], threads: int
+) -> tuple[list[float], int]:
+    """Milliseconds per frame and the input size used (the model's own when None)."""
     detector = Detector(model, input_size=input_size, confidence=0.25, threads=threads)
     times_ms = []
     for frame in frames:
         start = time.perf_counter()
         detector.detect(frame)
         times_ms.append(1000 * (time.perf_counter() - start))
-    return times_ms
+    return times_ms, max(detector.input_wh)
 
 
 def main() -> None:
@@ -49,7 +52,9 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, default=PROJECT_ROOT / "models" / "sitewatch-det.onnx"
     )
-    parser.add_argument("--input-size", type=int, default=320)
+    parser.add_argument(
+        "--input-size", type=int, default=None, help="default: the model's training size"
+    )
     parser.add_argument(
         "--reference", type=Path, default=SHARED / "models" / "yolov8n-coco-int8.onnx"
     )
@@ -61,9 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     frames = read_frames(args.video, args.frames)
     for model, size in ((args.model, args.input_size), (args.reference, 640)):
-        times_ms = bench(model, size, frames, args.threads)
+        times_ms, size_used = bench(model, size, frames, args.threads)
         print(
-            f"{model.name} @{size}: median {statistics.median(times_ms):.1f} ms, "
+            f"{model.name} @{size_used}: median {statistics.median(times_ms):.1f} ms, "
             f"mean {statistics.mean(times_ms):.1f} ms over {len(times_ms)} frames"
         )
 
