@@ -159,12 +159,14 @@ def run_replay(
     max_seconds: float | None = None,
     on_progress: ProgressCallback | None = None,
     decode_ahead: int = DECODE_AHEAD,
+    config_path: Path | None = None,
 ) -> ReplayResult:
     """Replay ``video`` and write events.jsonl, snapshots (and annotated.mp4) to out_dir.
 
     ``detect_fps`` None uses the camera's; 0 detects every frame. Frames are decoded by a
     background thread up to ``decode_ahead`` frames ahead of the model (0: in this
-    thread); the output is the same either way. Raises VideoError when the file cannot be
+    thread); the output is the same either way. ``config_path`` (the site file) resolves
+    relative paths in ``site.faces`` as the edge does. Raises VideoError when the file cannot be
     opened or holds no decodable frame; damage part-way is reported in the result.
     """
     started = time.perf_counter()
@@ -173,7 +175,9 @@ def run_replay(
     with VideoReader(video) as reader:
         result = ReplayResult(video=Path(video), frame_wh=reader.frame_wh)
         origin = reader.time_origin()
-        pipeline = CameraPipeline(site, camera, detector, frame_rate=fps or reader.fps)
+        pipeline = CameraPipeline(
+            site, camera, detector, frame_rate=fps or reader.fps, config_path=config_path
+        )
         seed = f"{site.site.id}/{camera.id}/{Path(video).name}"
         writer = (
             Mp4Writer(out_dir / ANNOTATED_VIDEO, reader.fps, reader.frame_wh) if annotate else None

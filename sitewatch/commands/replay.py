@@ -68,6 +68,7 @@ def replay(
                 annotate=annotate,
                 max_seconds=max_seconds,
                 on_progress=on_progress,
+                config_path=config,
             )
     except (ConfigError, ModelError, VideoError) as exc:
         err_console.print(f"[red]✗[/red] {exc}")
