@@ -102,6 +102,39 @@ def transplant(source: Path, out: Path, nc: int = 80) -> tuple[int, int]:
     return len(matched), len(source_sd)
 
 
+def repeat_class_images(data_yaml: Path, class_id: int, copies: int) -> Path:
+    """Write a data yaml whose train set lists every train image holding ``class_id``
+    ``1 + copies`` times (symlinked copies with their label files), to balance a rare
+    class; return its path. The val set is unchanged."""
+    import yaml
+
+    if copies < 1:
+        return data_yaml
+    spec = yaml.safe_load(data_yaml.read_text())
+    root = Path(spec["path"])
+    images, labels = root / spec["train"], root / "labels" / Path(spec["train"]).name
+    train_dirs = [spec["train"]]
+    for copy in range(1, copies + 1):
+        name = f"{Path(spec['train']).name}-class{class_id}-copy{copy}"
+        out_images, out_labels = root / "images" / name, root / "labels" / name
+        out_images.mkdir(parents=True, exist_ok=True)
+        out_labels.mkdir(parents=True, exist_ok=True)
+        for label in sorted(labels.glob("*.txt")):
+            rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
+            if not any(int(row[0]) == class_id for row in rows):
+                continue
+            image = images / f"{label.stem}.jpg"
+            link = out_images / image.name
+            if not link.is_symlink():
+                link.symlink_to(image.resolve())
+            (out_labels / label.name).write_text(label.read_text())
+        train_dirs.append(f"images/{name}")
+    out = data_yaml.with_name(f"{data_yaml.stem}-class{class_id}x{copies + 1}.yaml")
+    out.write_text(yaml.safe_dump({**spec, "train": train_dirs}, sort_keys=False))
+    logger.info("train set with class %d images x%d -> %s", class_id, copies + 1, out)
+    return out
+
+
 def train(
     weights: Path,
     data_yaml: Path,
@@ -170,14 +203,24 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--lr0", type=float, default=None, help="with --optimizer: fixed start lr")
     tr.add_argument("--optimizer", default="auto")
     tr.add_argument("--warmup-epochs", type=float, default=3.0)
+    tr.add_argument(
+        "--repeat-class",
+        type=int,
+        default=None,
+        help="class id whose train images are listed more than once (a rare class)",
+    )
+    tr.add_argument("--repeat-copies", type=int, default=1, help="extra copies per image")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "transplant":
         transplant(args.source, args.out)
     else:
+        data = args.data
+        if args.repeat_class is not None:
+            data = repeat_class_images(data, args.repeat_class, args.repeat_copies)
         train(
             args.weights,
-            args.data,
+            data,
             project=args.project,
             name=args.name,
             imgsz=args.imgsz,

@@ -28,6 +28,37 @@ def test_class_mapping_of_both_sets(tmp_path: Path) -> None:
         prepare_data.read_source_boxes(prepare_data.Sample("helmet-colour", label, label))
 
 
+def test_repeat_class_images_lists_rare_class_images_again(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    import train_detector
+    import yaml
+
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+    rows = {"a": "0 0.5 0.5 0.2 0.2\n1 0.5 0.2 0.05 0.05\n", "b": "2 0.5 0.5 0.1 0.1\n"}
+    for stem, text in rows.items():
+        (tmp_path / "images" / "train" / f"{stem}.jpg").write_bytes(b"jpg " + stem.encode())
+        (tmp_path / "labels" / "train" / f"{stem}.txt").write_text(text)
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames:\n  0: a\n")
+    out = train_detector.repeat_class_images(data, class_id=1, copies=2)
+    spec = yaml.safe_load(out.read_text())
+    assert spec["val"] == "images/val" and spec["names"] == {0: "a"}
+    assert spec["train"] == [
+        "images/train",
+        "images/train-class1-copy1",
+        "images/train-class1-copy2",
+    ]
+    for copy in spec["train"][1:]:
+        images = sorted(p.name for p in (tmp_path / copy).iterdir())
+        assert images == ["a.jpg"]  # b has no class-1 box
+        assert (tmp_path / copy / "a.jpg").read_bytes() == b"jpg a"
+        label = tmp_path / copy.replace("images/", "labels/") / "a.txt"
+        assert label.read_text() == rows["a"]
+    assert train_detector.repeat_class_images(data, class_id=1, copies=0) == data
+
+
 @pytest.mark.train
 @pytest.mark.slow
 def test_prepare_transplant_train_export(tmp_path: Path) -> None:
@@ -49,7 +80,7 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
     assert (matched, total) == (342, 349)
     run = train_detector.train(
         tmp_path / "start.pt",
-        out / "data.yaml",
+        train_detector.repeat_class_images(out / "data.yaml", class_id=2, copies=1),
         project=tmp_path / "runs",
         name="t",
         imgsz=64,
