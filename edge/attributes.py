@@ -18,6 +18,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -106,9 +107,14 @@ class HelmetAttributes:
         self, cfg: AttributesConfig, *, classify_colours: ColourClassifier | None = None
     ) -> None:
         if classify_colours is None:
-            from edge.helmet_colour import classify_helmet_colours
+            from edge.helmet_colour import (
+                classify_helmet_colours,
+                load_default_model,
+                with_orange_rule,
+            )
 
-            classify_colours = classify_helmet_colours
+            model = with_orange_rule(load_default_model(), cfg.orange_helmets)
+            classify_colours = partial(classify_helmet_colours, model=model)
         self.cfg = cfg
         self._classify: ColourClassifier = classify_colours
         self._tracks: dict[int, _TrackMemory] = {}

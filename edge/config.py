@@ -70,6 +70,10 @@ class AttributesConfig(_Strict):
     role_by_colour: dict[HelmetColour, str] = Field(
         default_factory=lambda: {HelmetColour.RED: "party_member"}
     )
+    #: The site issues orange helmets: red or yellow calls with an orange hue become
+    #: ``orange``. Off by default, since the colour model was never shown orange and warm-lit
+    #: red helmets have the same hue (see models/MODEL_CARD.md).
+    orange_helmets: bool = False
     #: A person's helmet state is the majority over this many seconds of observations.
     helmet_window_s: float = Field(default=1.5, gt=0.0, le=30.0)
     #: Share of head/helmet box that must lie inside the person's upper body box.

@@ -13,8 +13,11 @@ the face (skin, often reddish-orange) its lower part. Three methods share the sa
   (``scripts/train_helmet_colour.py --method logreg``).
 
   For both, a crop whose best probability is below the model's ``min_probability`` is
-  ``other``; a red or yellow call whose chromatic pixels have an orange median hue is
-  ``orange`` (the training data has no orange class, see the model card).
+  ``other``. The training data has no orange class; with the orange rule on (a site
+  that issues orange helmets sets ``attributes.orange_helmets``, see
+  :func:`with_orange_rule`), a red or yellow call whose chromatic pixels have an orange
+  median hue is ``orange``. It is off by default: a quarter of the helmets labelled red
+  have such a hue (model card), and calling them orange would miss party members.
 * :func:`classify_by_hue_votes`: HSV rules (pixels of the window vote for a hue band or
   white), kept as the fallback when no model file is present.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -380,6 +383,14 @@ def load_default_model(path: Path = DEFAULT_MODEL_PATH) -> ColourModel | None:
         logger.warning("no helmet colour model at %s: using HSV hue votes", path)
         return None
     return load_colour_model(path)
+
+
+def with_orange_rule(model: ColourModel | None, enabled: bool) -> ColourModel | None:
+    """``model`` with its orange rule switched on or off (None stays None: the hue-vote
+    fallback has its own orange band)."""
+    if model is None or model.detect_orange == enabled:
+        return model
+    return replace(model, detect_orange=enabled)
 
 
 def classify_helmet_colour(crop_bgr: np.ndarray, model: ColourModel | None = None) -> HelmetColour:

@@ -7,7 +7,8 @@ train crops plus a saturation-boosted copy of each, settings by grouped 5-fold C
 exported as JSON arrays; ``--method logreg``: the earlier multinomial logistic regression on
 hsv-hist-v1 features (C by 5-fold CV). Either is written to models/helmet-colour.json. Val
 accuracy and confusion matrices of the model, of the logistic regression and of the HSV
-hue-vote rules (the models with and without the orange rule) go to
+hue-vote rules (the models as shipped, orange off, and with the orange rule a site can turn on)
+go to
 models/helmet-colour-metrics.json and are printed.
 """
 
@@ -116,7 +117,7 @@ def fit(features: np.ndarray, colours: list[str], seed: int = 0) -> dict[str, ob
         "C": search.best_params_["logisticregression__C"],
         "cv_accuracy": round(float(search.best_score_), 4),
         "min_probability": 0.0,
-        "detect_orange": True,
+        "detect_orange": False,  # a site turns it on: attributes.orange_helmets
     }
 
 
@@ -168,7 +169,7 @@ def fit_boosted(
         "cv_accuracy": round(float(search.best_score_), 4),
         "trees": trees,
         "min_probability": 0.0,
-        "detect_orange": True,
+        "detect_orange": False,  # a site turns it on: attributes.orange_helmets
     }
     exported = BoostedColourModel.from_raw(raw)
     gap = np.abs(exported.probabilities(features[:200]) - best.predict_proba(features[:200]))
@@ -216,13 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         coef=np.asarray(logreg_raw["coef"]),
         intercept=np.asarray(logreg_raw["intercept"]),
     )
-    no_orange_logreg = dataclasses.replace(logreg, detect_orange=False)
+    orange_logreg = dataclasses.replace(logreg, detect_orange=True)
     results: dict[str, object] = {
         "train_crops": len(train_crops),
         "hue_votes": summary(val_colours, [classify_by_hue_votes(c).value for c in val_crops]),
         "logreg": summary(val_colours, [logreg.classify(c).value for c in val_crops]),
-        "logreg_no_orange": summary(
-            val_colours, [no_orange_logreg.classify(c).value for c in val_crops]
+        "logreg_orange_rule": summary(
+            val_colours, [orange_logreg.classify(c).value for c in val_crops]
         ),
         "logreg_cv_accuracy": logreg_raw["cv_accuracy"],
     }
@@ -236,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         raw = fit_boosted(features, train_colours * 2, groups)
         raw["saturation_augmentation"] = SATURATION_GAIN
         boosted = BoostedColourModel.from_raw(raw)
-        no_orange = dataclasses.replace(boosted, detect_orange=False)
+        orange = dataclasses.replace(boosted, detect_orange=True)
         results["boosted"] = summary(val_colours, [boosted.classify(c).value for c in val_crops])
-        results["boosted_no_orange"] = summary(
-            val_colours, [no_orange.classify(c).value for c in val_crops]
+        results["boosted_orange_rule"] = summary(
+            val_colours, [orange.classify(c).value for c in val_crops]
         )
         results["boosted_cv_accuracy"] = raw["cv_accuracy"]
     args.out.write_text(json.dumps(raw) + "\n")

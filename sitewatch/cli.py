@@ -35,8 +35,7 @@ def config_check(
             err_console.print(f"[red]✗[/red] {escape(str(exc))}")
             continue
         console.print(
-            f"[green]✓[/green] {path}: site {config.site.id!r}, "
-            f"{len(config.cameras)} camera(s)"
+            f"[green]✓[/green] {path}: site {config.site.id!r}, {len(config.cameras)} camera(s)"
         )
     raise typer.Exit(1 if failed else 0)
 

@@ -21,10 +21,11 @@ def _image_paths(data: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _colours(frame: np.ndarray, xyxy: np.ndarray) -> list[str]:
-    from edge.helmet_colour import classify_helmet_colours
+def _colours(frame: np.ndarray, xyxy: np.ndarray, orange_helmets: bool = False) -> list[str]:
+    from edge.helmet_colour import classify_helmet_colours, load_default_model, with_orange_rule
 
-    return [c.value for c in classify_helmet_colours(frame, xyxy)]
+    model = with_orange_rule(load_default_model(), orange_helmets)
+    return [c.value for c in classify_helmet_colours(frame, xyxy, model)]
 
 
 def eval_detect(
@@ -38,6 +39,9 @@ def eval_detect(
         typer.Option(help="Input long side for dynamic models (default: the training size)."),
     ] = None,
     confidence: Annotated[float, typer.Option(help="Detector threshold for AP.")] = 0.001,
+    orange_helmets: Annotated[
+        bool, typer.Option(help="Colour with the orange rule on (attributes.orange_helmets).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Per-class precision, recall, AP50, mAP50-95; helmet colour accuracy; ms per image."""
@@ -79,7 +83,13 @@ def eval_detect(
         labelled = read_labels(labels_dir / f"{path.stem}.txt", entries, frame.shape[1::-1])
         predictions.append(to_sv(dets.xyxy, list(dets.data["class_name"]), names, dets.confidence))
         targets.append(to_sv(labelled.xyxy, labelled.names, names))
-        score_colours(labelled, dets, "helmet", partial(_colours, frame), confusion)
+        score_colours(
+            labelled,
+            dets,
+            "helmet",
+            partial(_colours, frame, orange_helmets=orange_helmets),
+            confusion,
+        )
     report = compute_metrics(predictions, targets, names)
     report.colour_confusion, report.ms_per_image = confusion, 1000 * elapsed_s / len(images)
     result = report.as_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.attributes import HelmetAttributes, associate_heads
 from edge.config import AttributesConfig
@@ -117,6 +118,22 @@ def test_real_colour_classifier_on_a_red_helmet() -> None:
     )
     assert out.data[HELMET_COLOUR].tolist() == ["red"]
     assert out.data[ROLE].tolist() == ["party_member"]
+
+
+@pytest.mark.parametrize("orange_helmets", [False, True])
+def test_orange_helmets_setting_reaches_the_colour_model(orange_helmets: bool) -> None:
+    frame = FRAME.copy()
+    frame[102:132, 115:145] = (0, 120, 250)  # BGR orange, hue ~14
+    attrs = HelmetAttributes(AttributesConfig(orange_helmets=orange_helmets))
+    out = attrs.update(
+        _persons([(100, 100, 160, 300)], [1]),
+        _heads([(115, 102, 145, 132)], ["helmet"]),
+        frame,
+        0.0,
+    )
+    colour = out.data[HELMET_COLOUR].tolist()[0]
+    assert (colour == "orange") == orange_helmets, colour
+    assert colour in ("orange", "red", "yellow")
 
 
 # --- smoothing over time -----------------------------------------------------------

@@ -14,6 +14,7 @@ from edge.helmet_colour import (
     classify_helmet_colour,
     classify_helmet_colours,
     load_default_model,
+    with_orange_rule,
 )
 from tests.conftest import shared_file
 
@@ -43,10 +44,18 @@ def test_synthetic_helmets_by_both_methods(colour: HelmetColour) -> None:
     assert classify_helmet_colour(crop) == colour
 
 
-def test_orange_helmet_is_orange() -> None:
+def test_orange_helmet_is_orange_where_the_site_has_orange_helmets() -> None:
     crop = synthetic_helmet((0, 120, 250))  # hue ~14
     assert classify_by_hue_votes(crop) == HelmetColour.ORANGE
-    assert classify_helmet_colour(crop) == HelmetColour.ORANGE
+    shipped = load_default_model()
+    assert shipped is not None and not shipped.detect_orange  # off by default
+    assert classify_helmet_colour(crop) in (HelmetColour.RED, HelmetColour.YELLOW)
+    orange_on = with_orange_rule(shipped, True)
+    assert orange_on is not None and orange_on.detect_orange
+    assert classify_helmet_colour(crop, orange_on) == HelmetColour.ORANGE
+    orange_off = with_orange_rule(orange_on, False)
+    assert orange_off is not None and not orange_off.detect_orange
+    assert with_orange_rule(None, True) is None
 
 
 def test_frame_boxes_are_clipped_and_bad_shapes_named() -> None:
