@@ -17,12 +17,13 @@ hits all alike, and the totals are compared. Rows:
   ONNX Runtime session options sitewatch uses (no busy-waiting threads), so the table
   shows how much of the difference is that setting and how much the rest of the pipeline;
   not how Ultralytics runs out of the box;
-- ``ultralytics track(), PyTorch .pt`` (**equal work** in weights and ``imgsz``, with
-  ``--pt``, default ``/work/runs/reconstructed.pt`` when it exists, else skipped with the
-  reason): how people use Ultralytics today. With a .pt, Ultralytics letterboxes to the
-  smallest multiple of 32 that fits (320x192 for a 16:9 video at 320), fewer pixels than
-  the fixed 320x320 of the ONNX: this favours Ultralytics. A second row, ``.pt, 320x320``,
-  passes ``rect=False`` so that the model sees the same 320x320 input as the ONNX;
+- ``ultralytics track(), PyTorch .pt`` (**equal work** in weights and ``imgsz``): how
+  people use Ultralytics today. ``--pt`` names the weights; by default the exact PyTorch
+  twin of the ONNX is rebuilt into a temporary folder (``scripts/onnx_to_checkpoint.py``,
+  BN as identity: its re-export matches the ONNX with a max abs output difference of 0).
+  Ultralytics letterboxes the .pt to the smallest multiple of 32 that fits (416x256 for a
+  16:9 video at 416), as sitewatch and Ultralytics do with the dynamic-axes ONNX. A second
+  row, ``.pt, square``, passes ``rect=False`` (416x416, what a fixed-size export sees);
 - ``sitewatch, every frame`` (**equal work**): ``edge.replay.run_replay`` with
   ``detect_fps=0`` (decode, detect, track, helmet attributes and colour, rules,
   events.jsonl and snapshots);
@@ -74,7 +75,6 @@ from edge.models import shared_root  # noqa: E402
 from edge.replay import default_site_config, run_replay  # noqa: E402
 from edge.video import VideoReader  # noqa: E402
 
-DEFAULT_PT = Path("/work/runs/reconstructed.pt")
 REFERENCE = "ultralytics track(), ONNX"
 
 
@@ -189,24 +189,29 @@ def make_rows(args: argparse.Namespace) -> tuple[list[Row], list[str], Detector,
         ),
     ]
     skipped = []
-    if args.pt is not None and args.pt.is_file():
+    if args.pt is None:
+        from scripts.onnx_to_checkpoint import identity_checkpoint
+
+        args.pt = identity_checkpoint(onnx, Path(args.workdir) / f"{onnx.stem}.pt")
+    if args.pt.is_file():
         rows += [
             Row(
                 "ultralytics track(), PyTorch .pt",
                 EVERY_FRAME,
                 ultralytics(args.pt),
-                f"{args.pt.name}, PyTorch CPU, rect letterbox (320x192 here)",
+                f"{args.pt.name}, PyTorch CPU, rect letterbox",
             ),
             Row(
-                "ultralytics track(), PyTorch .pt, 320x320",
+                "ultralytics track(), PyTorch .pt, square",
                 EVERY_FRAME,
                 ultralytics(args.pt, rect=False),
-                "rect=False: the ONNX's input size",
+                f"rect=False: {imgsz}x{imgsz}",
             ),
         ]
     else:
-        reason = "no --pt given" if args.pt is None else f"{args.pt} not found"
-        skipped.append(f"ultralytics track(), PyTorch .pt (both rows): skipped ({reason})")
+        skipped.append(
+            f"ultralytics track(), PyTorch .pt (both rows): skipped ({args.pt} not found)"
+        )
     rows += [
         Row(
             "sitewatch, every frame",
@@ -240,8 +245,8 @@ def main() -> None:
     parser.add_argument(
         "--pt",
         type=Path,
-        default=DEFAULT_PT if DEFAULT_PT.is_file() else None,
-        help="PyTorch weights equivalent to the ONNX, for the Ultralytics .pt row",
+        default=None,
+        help="PyTorch weights equivalent to the ONNX (default: rebuilt from the ONNX)",
     )
     parser.add_argument(
         "--detect-fps",
@@ -252,6 +257,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    workdir = tempfile.TemporaryDirectory()
+    args.workdir = workdir.name
     rows, skipped, detector, site = make_rows(args)
     totals = {row.name: [0, 0, 0.0] for row in rows}
     rounds = Table(title=f"{args.video.name}, first {args.max_seconds:g} s: each round")

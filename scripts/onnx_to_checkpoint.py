@@ -204,6 +204,15 @@ def save_checkpoint(model: Any, out: Path, source: Path, bn_mode: str) -> None:
     save_ultralytics(model, out, docs)
 
 
+def identity_checkpoint(onnx_path: Path, out: Path) -> Path:
+    """Write the exact (``--bn identity``) checkpoint of ``onnx_path`` to ``out``."""
+    weights, meta = onnx_weights(onnx_path)
+    save_checkpoint(
+        build_model(weights, ast.literal_eval(meta["names"])), out, onnx_path, "identity"
+    )
+    return out
+
+
 def max_output_diff(onnx_a: Path, onnx_b: Path, frames: list[np.ndarray], size: int) -> float:
     import onnxruntime as ort
 
