@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -166,18 +167,21 @@ def _looks_orange_of(
 def _decide(
     model: HelmetColourModel | BoostedColourModel,
     probabilities: np.ndarray,
-    hsv_image: np.ndarray,
+    hsv_image: np.ndarray | Callable[[], np.ndarray],
     orange_band: tuple[float, float],
 ) -> HelmetColour:
     """The model's colour call: ``other`` below its ``min_probability``; a red or yellow
-    call whose window looks orange (see :func:`looks_orange`) is ``orange``."""
+    call whose window looks orange (see :func:`looks_orange`) is ``orange``.
+    ``hsv_image`` may be a callable, converted only when the orange check needs it."""
     best = int(np.argmax(probabilities))
     if probabilities[best] < model.min_probability:
         return HelmetColour.OTHER
     colour = model.classes[best]
     warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
-    if model.detect_orange and warm and _looks_orange_of(hsv_image, orange_band):
-        return HelmetColour.ORANGE
+    if model.detect_orange and warm:
+        hsv = hsv_image() if callable(hsv_image) else hsv_image
+        if _looks_orange_of(hsv, orange_band):
+            return HelmetColour.ORANGE
     return colour
 
 
@@ -227,9 +231,18 @@ class HelmetColourModel:
     def classify(self, crop_bgr: np.ndarray) -> HelmetColour:
         # HSV is per pixel: the window of the crop's HSV is the HSV of its window, so one
         # conversion serves both histograms and the orange check.
-        hsv_image = _hsv_image(crop_bgr)
-        probabilities = self.probabilities(_features_of(hsv_image)[None, :])[0]
-        return _decide(self, probabilities, hsv_image, ORANGE_HUE)
+        return self.classify_many([crop_bgr])[0]
+
+    def classify_many(self, crops_bgr: list[np.ndarray]) -> list[HelmetColour]:
+        """:meth:`classify` of each crop, the model run once on all of them."""
+        if not crops_bgr:
+            return []
+        hsv_images = [_hsv_image(crop) for crop in crops_bgr]
+        probabilities = self.probabilities(np.stack([_features_of(h) for h in hsv_images]))
+        return [
+            _decide(self, p, hsv, ORANGE_HUE)
+            for p, hsv in zip(probabilities, hsv_images, strict=True)
+        ]
 
 
 #: Longest side a crop is shrunk to (INTER_AREA) before the hsv-lab-v2 features.
@@ -337,25 +350,39 @@ class BoostedColourModel:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` for features ``(N, n_features)``."""
-        n_trees = len(self.tree_class)
-        rows = np.arange(n_trees)
-        out = np.empty((len(features), len(self.classes)))
-        for index, x in enumerate(features):
-            node = np.zeros(n_trees, dtype=np.intp)
-            for _ in range(self.depth):
-                go_left = x[self.feature[rows, node]] <= self.threshold[rows, node]
-                step = np.where(go_left, self.left[rows, node], self.right[rows, node])
-                node = np.where(self.is_leaf[rows, node], node, step)
-            raw = self.baseline + np.bincount(
-                self.tree_class, weights=self.value[rows, node], minlength=len(self.classes)
+        # All samples and all trees at once: node (N, T), one tree level per step.
+        features = np.asarray(features, dtype=np.float64).reshape(-1, self.n_features)
+        trees = np.arange(len(self.tree_class))[None, :]
+        samples = np.arange(len(features))[:, None]
+        node = np.zeros((len(features), len(self.tree_class)), dtype=np.intp)
+        for _ in range(self.depth):
+            x = features[samples, self.feature[trees, node]]
+            step = np.where(
+                x <= self.threshold[trees, node], self.left[trees, node], self.right[trees, node]
             )
-            exp = np.exp(raw - raw.max())
-            out[index] = exp / exp.sum()
-        return out
+            node = np.where(self.is_leaf[trees, node], node, step)
+        leaf_values = self.value[trees, node]  # (N, T)
+        raw = self.baseline + leaf_values @ self._class_of_tree
+        exp = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    @property
+    def _class_of_tree(self) -> np.ndarray:
+        """(T, n_classes) one-hot: the class each tree's value adds to."""
+        return np.eye(len(self.classes))[self.tree_class]
 
     def classify(self, crop_bgr: np.ndarray) -> HelmetColour:
-        probabilities = self.probabilities(colour_features_v2(crop_bgr)[None, :])[0]
-        return _decide(self, probabilities, _hsv_image(crop_bgr), self.orange_hue)
+        return self.classify_many([crop_bgr])[0]
+
+    def classify_many(self, crops_bgr: list[np.ndarray]) -> list[HelmetColour]:
+        """:meth:`classify` of each crop, the trees walked once for all of them."""
+        if not crops_bgr:
+            return []
+        probabilities = self.probabilities(np.stack([colour_features_v2(c) for c in crops_bgr]))
+        return [
+            _decide(self, p, partial(_hsv_image, crop), self.orange_hue)
+            for p, crop in zip(probabilities, crops_bgr, strict=True)
+        ]
 
 
 ColourModel = HelmetColourModel | BoostedColourModel
@@ -395,12 +422,27 @@ def with_orange_rule(model: ColourModel | None, enabled: bool) -> ColourModel | 
 
 def classify_helmet_colour(crop_bgr: np.ndarray, model: ColourModel | None = None) -> HelmetColour:
     """Colour of one helmet crop (BGR, the whole helmet/head box)."""
-    if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3:
-        raise ValueError(f"crop_bgr must be HxWx3 BGR, got shape {crop_bgr.shape}")
-    if min(crop_bgr.shape[:2]) < MIN_CROP_PX:
-        return HelmetColour.OTHER
+    return classify_crops([crop_bgr], model)[0]
+
+
+def classify_crops(
+    crops_bgr: list[np.ndarray], model: ColourModel | None = None
+) -> list[HelmetColour]:
+    """Colour of each helmet crop (BGR); crops under :data:`MIN_CROP_PX` are ``other``.
+    The model runs once on all the others."""
+    for crop in crops_bgr:
+        if crop.ndim != 3 or crop.shape[2] != 3:
+            raise ValueError(f"crop_bgr must be HxWx3 BGR, got shape {crop.shape}")
+    out = [HelmetColour.OTHER] * len(crops_bgr)
+    usable = [i for i, crop in enumerate(crops_bgr) if min(crop.shape[:2]) >= MIN_CROP_PX]
     model = model or load_default_model()
-    return model.classify(crop_bgr) if model else classify_by_hue_votes(crop_bgr)
+    if model is None:
+        colours = [classify_by_hue_votes(crops_bgr[i]) for i in usable]
+    else:
+        colours = model.classify_many([crops_bgr[i] for i in usable])
+    for i, colour in zip(usable, colours, strict=True):
+        out[i] = colour
+    return out
 
 
 def crop_boxes(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
@@ -418,4 +460,4 @@ def classify_helmet_colours(
     frame_bgr: np.ndarray, xyxy: np.ndarray, model: ColourModel | None = None
 ) -> list[HelmetColour]:
     """Colour of every helmet box ``xyxy (N, 4)`` (pixels) in ``frame_bgr``."""
-    return [classify_helmet_colour(crop, model) for crop in crop_boxes(frame_bgr, xyxy)]
+    return classify_crops(crop_boxes(frame_bgr, xyxy), model)
