@@ -13,7 +13,7 @@ Latency, per event: ``started_at`` (the first frame of the hazard; the rule then
 ``min_duration_s`` before raising it) -> spooled (event raised, written to the outbox) ->
 acknowledged by the server. Printed as median and p90 over all events.
 
-    .venv/bin/python scripts/bench_edge.py --max-cameras 4 --seconds 20
+    .venv/bin/python scripts/bench_edge.py [--max-cameras 8] [--seconds 20] [--model M.onnx]
 """
 
 from __future__ import annotations
@@ -45,9 +45,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shared = PROJECT_ROOT.parent / "shared"
     parser.add_argument("--video", type=Path, default=shared / "data/videos/barrier-walkway.mp4")
-    parser.add_argument("--model", type=Path, default=shared / "models/yolov8n-coco-int8.onnx")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=PROJECT_ROOT / "models" / "sitewatch-det.onnx",
+        help="Detector (default: the edge's own model).",
+    )
     parser.add_argument("--detect-fps", type=float, default=5.0)
-    parser.add_argument("--max-cameras", type=int, default=4)
+    parser.add_argument("--max-cameras", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0, help="Measured time per n.")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--source", choices=["rtsp", "file"], default="rtsp")
