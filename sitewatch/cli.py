@@ -14,7 +14,7 @@ config_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 
 @config_app.command("check")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 logger = logging.getLogger(__name__)
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo-site.yaml"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 edge_app = typer.Typer(help="The live edge box on site.", no_args_is_help=True)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 
 @edge_app.command("run")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 DEFAULT_CONFIDENCES = "0.2,0.35,0.5,0.65"
 DEFAULT_MIN_DURATIONS = "0.5,1,2,4"

@@ -12,7 +12,7 @@ faces_app = typer.Typer(
     help="Enrol workers' faces into a local register file.", no_args_is_help=True
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 RegisterOpt = Annotated[
     Path, typer.Option("--register", help="Register file (.npz), faces.register_path.")

@@ -20,7 +20,7 @@ server_app = typer.Typer(
     help="The central server: ingest, review UI, hazard loop.", invoke_without_command=True
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Server settings YAML file.")

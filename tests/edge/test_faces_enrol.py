@@ -52,7 +52,9 @@ def test_enrol_from_jpeg_recognise_then_remove(tmp_path: Path) -> None:
 
 def test_enrol_refuses_a_photo_without_a_face(tmp_path: Path) -> None:
     models = shared_file("models/face_detection_yunet_2026may.onnx").parent
-    photo = tmp_path / "wall.jpg"
+    # a long path: the error line must not be wrapped into the path or the message
+    photo = tmp_path / ("site-photos-" * 6) / "wall.jpg"
+    photo.parent.mkdir()
     cv2.imwrite(str(photo), np.full((200, 200, 3), 128, np.uint8))
     register = tmp_path / "register.npz"
     args = ["faces", "enrol", str(photo), "--worker-id", "w1", "--register", str(register)]
