@@ -59,13 +59,20 @@ def main() -> None:
         "--reference", type=Path, default=SHARED / "models" / "yolov8n-coco-int8.onnx"
     )
     parser.add_argument(
+        "--reference-input-size",
+        type=int,
+        default=640,
+        help="the reference's input (0: its training size)",
+    )
+    parser.add_argument(
         "--video", type=Path, default=SHARED / "data" / "videos" / "concrete-pour-crew.mp4"
     )
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     frames = read_frames(args.video, args.frames)
-    for model, size in ((args.model, args.input_size), (args.reference, 640)):
+    reference_size = args.reference_input_size or None
+    for model, size in ((args.model, args.input_size), (args.reference, reference_size)):
         times_ms, size_used = bench(model, size, frames, args.threads)
         print(
             f"{model.name} @{size_used}: median {statistics.median(times_ms):.1f} ms, "

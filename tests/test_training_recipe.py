@@ -143,3 +143,36 @@ def test_onnx_to_checkpoint_rebuilds_the_shipped_detector() -> None:
     rebuilt.load(model, verbose=False)  # what YOLO(checkpoint).train(...) does
     for key, value in model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[key], value), key
+
+
+def test_int8_detector_finds_what_the_fp32_one_finds(tmp_path: Path) -> None:
+    """scripts/quantize_detector.py on a few real images, then both models on real frames:
+    the int8 model keeps the metadata and finds the fp32 model's people (IoU >= 0.7)."""
+    import cv2
+    import quantize_detector
+    import supervision as sv
+
+    from edge.detector import Detector
+
+    images = sorted(shared_file("data/helmet-colour/images").glob("*.jpg"))[:8]
+    fp32_path = PROJECT_ROOT / "models" / "sitewatch-det.onnx"
+    int8_path = quantize_detector.quantize(fp32_path, tmp_path / "int8.onnx", images)
+    assert int8_path.stat().st_size < fp32_path.stat().st_size / 2
+    fp32, int8 = Detector(fp32_path), Detector(int8_path)
+    assert int8.class_names == fp32.class_names and int8.input_wh == fp32.input_wh
+    capture = cv2.VideoCapture(str(shared_file("data/videos/concrete-pour-crew.mp4")))
+    found = total = 0
+    for _ in range(3):
+        for _ in range(30):
+            ok, frame = capture.read()
+            assert ok
+        a, b = fp32.detect(frame), int8.detect(frame)
+        people_a = a.xyxy[a.data["class_name"] == "person"]
+        people_b = b.xyxy[b.data["class_name"] == "person"]
+        total += len(people_a)
+        if len(people_a) and len(people_b):
+            found += int((sv.box_iou_batch(people_a, people_b).max(axis=1) >= 0.7).sum())
+    assert total >= 5
+    assert found >= 0.8 * total, f"int8 found {found} of the fp32 model's {total} people"
+    with pytest.raises(ValueError, match="no calibration images"):
+        quantize_detector.quantize(fp32_path, tmp_path / "x.onnx", [])
