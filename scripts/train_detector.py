@@ -113,21 +113,23 @@ def repeat_class_images(data_yaml: Path, class_id: int, copies: int) -> Path:
     spec = yaml.safe_load(data_yaml.read_text())
     root = Path(spec["path"])
     images, labels = root / spec["train"], root / "labels" / Path(spec["train"]).name
+    holding = {}  # label file -> its text, for the train images with a class_id box
+    for label in sorted(labels.glob("*.txt")):
+        text = label.read_text()
+        if any(int(line.split()[0]) == class_id for line in text.splitlines() if line.strip()):
+            holding[label] = text
     train_dirs = [spec["train"]]
     for copy in range(1, copies + 1):
         name = f"{Path(spec['train']).name}-class{class_id}-copy{copy}"
         out_images, out_labels = root / "images" / name, root / "labels" / name
         out_images.mkdir(parents=True, exist_ok=True)
         out_labels.mkdir(parents=True, exist_ok=True)
-        for label in sorted(labels.glob("*.txt")):
-            rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
-            if not any(int(row[0]) == class_id for row in rows):
-                continue
+        for label, text in holding.items():
             image = images / f"{label.stem}.jpg"
             link = out_images / image.name
             if not link.is_symlink():
                 link.symlink_to(image.resolve())
-            (out_labels / label.name).write_text(label.read_text())
+            (out_labels / label.name).write_text(text)
         train_dirs.append(f"images/{name}")
     out = data_yaml.with_name(f"{data_yaml.stem}-class{class_id}x{copies + 1}.yaml")
     out.write_text(yaml.safe_dump({**spec, "train": train_dirs}, sort_keys=False))

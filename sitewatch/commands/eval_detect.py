@@ -6,10 +6,13 @@ import json
 import time
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from edge.helmet_colour import ColourModel
 
 DEFAULT_CLASS_MAP = "0:person,1:head,2:helmet"
 
@@ -21,10 +24,9 @@ def _image_paths(data: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _colours(frame: np.ndarray, xyxy: np.ndarray, orange_helmets: bool = False) -> list[str]:
-    from edge.helmet_colour import classify_helmet_colours, load_default_model, with_orange_rule
+def _colours(frame: np.ndarray, xyxy: np.ndarray, model: ColourModel | None) -> list[str]:
+    from edge.helmet_colour import classify_helmet_colours
 
-    model = with_orange_rule(load_default_model(), orange_helmets)
     return [c.value for c in classify_helmet_colours(frame, xyxy, model)]
 
 
@@ -60,7 +62,10 @@ def eval_detect(
     )
 
     entries = parse_class_map(class_map)
+    from edge.helmet_colour import load_default_model, with_orange_rule
+
     detector = Detector(model, input_size=input_size, confidence=confidence, iou=0.6)
+    colour_model = with_orange_rule(load_default_model(), orange_helmets)
     names = detector.class_names
     unknown = {e.name for e in entries.values()} - set(names)
     if unknown:
@@ -87,7 +92,7 @@ def eval_detect(
             labelled,
             dets,
             "helmet",
-            partial(_colours, frame, orange_helmets=orange_helmets),
+            partial(_colours, frame, model=colour_model),
             confusion,
         )
     report = compute_metrics(predictions, targets, names)
