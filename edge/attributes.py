@@ -8,8 +8,10 @@ matching, which settles crowded scenes where one head lies inside two person box
 
 A person's helmet state and colour are a majority vote over the observations of the last
 ``cfg.helmet_window_s`` seconds; frames where no head was seen do not vote, so one missed
-or wrong frame does not flip the state. A track's memory is dropped once it has not been
-seen for a window, so the state stays bounded.
+or wrong frame does not flip the state. The colour of a tracked person's helmet is checked
+at most ``cfg.colour_checks_per_s`` times a second (the costly part of this stage when every
+frame is detected); frames between vote on the state only. A track's memory is dropped once
+it has not been seen for a window, so the state stays bounded.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ UPPER_SHARE = 0.5
 #: Score penalty per person-width of horizontal offset between head and person centres.
 OFF_CENTRE_PENALTY = 0.25
 DEFAULT_ROLE = "worker"
+#: A colour check is due once this share of the check period has passed: live frame times
+#: jitter, and a frame a little early should not wait a whole period more.
+COLOUR_PERIOD_SLACK = 0.75
 
 T = TypeVar("T")
 ColourClassifier = Callable[[np.ndarray, np.ndarray], list[HelmetColour]]
@@ -98,6 +103,7 @@ class _TrackMemory:
     state: HelmetState = HelmetState.UNKNOWN
     colour: HelmetColour | None = None
     last_seen_s: float = 0.0
+    last_colour_check_s: float | None = None
 
 
 class HelmetAttributes:
@@ -118,6 +124,8 @@ class HelmetAttributes:
         self.cfg = cfg
         self._classify: ColourClassifier = classify_colours
         self._tracks: dict[int, _TrackMemory] = {}
+        rate = cfg.colour_checks_per_s
+        self._colour_gap_s = COLOUR_PERIOD_SLACK / rate if rate > 0 else 0.0
 
     @property
     def tracked_ids(self) -> list[int]:
@@ -129,7 +137,8 @@ class HelmetAttributes:
     ) -> Detections:
         """Persons (tracked) with HELMET_STATE, HELMET_COLOUR, ROLE and HEAD_XYXY filled."""
         head_of = associate_heads(persons.xyxy, heads.xyxy, self.cfg.head_person_min_overlap)
-        colours = self._head_colours(heads, head_of, frame_bgr)
+        due = self._colour_due(persons, heads, head_of, now_s)
+        colours = self._head_colours(heads, due, frame_bgr)
         states, colour_out, roles = [], [], []
         head_xyxy = np.full((len(persons), 4), np.nan, dtype=np.float32)
         for i in range(len(persons)):
@@ -152,6 +161,25 @@ class HelmetAttributes:
         out.data[ROLE] = np.array(roles, dtype=object)
         out.data[HEAD_XYXY] = head_xyxy
         return out
+
+    def _colour_due(
+        self, persons: Detections, heads: Detections, head_of: np.ndarray, now_s: float
+    ) -> np.ndarray:
+        """``head_of`` with -1 for the helmets whose colour was checked too recently; the
+        others' check time is set to now."""
+        if self._colour_gap_s == 0.0 or persons.tracker_id is None:
+            return head_of
+        due = head_of.copy()
+        for i, track_id in enumerate(persons.tracker_id):
+            if due[i] < 0 or str(heads.data[CLASS_NAME][due[i]]) != HELMET:
+                continue
+            memory = self._tracks.setdefault(int(track_id), _TrackMemory(last_seen_s=now_s))
+            last = memory.last_colour_check_s
+            if last is not None and now_s - last < self._colour_gap_s:
+                due[i] = -1
+            else:
+                memory.last_colour_check_s = now_s
+        return due
 
     def _head_colours(
         self, heads: Detections, head_of: np.ndarray, frame_bgr: np.ndarray

@@ -51,7 +51,12 @@ class ModelConfig(_Strict):
     confidence: float = Field(default=0.35, gt=0.0, lt=1.0)
     iou: float = Field(default=0.5, gt=0.0, lt=1.0)
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
-    threads: int = Field(default=0, ge=0, le=64)  # 0 lets onnxruntime choose
+    #: Intra-op threads per session; 0 lets onnxruntime choose (with several sessions:
+    #: the usable cores split between them).
+    threads: int = Field(default=0, ge=0, le=64)
+    #: Sessions of the model detecting frames side by side (edge.detector_pool); 0 picks
+    #: one single-threaded session per usable core (at most 4) on the CPU, else one.
+    sessions: int = Field(default=0, ge=0, le=16)
     #: Per-class confidence overrides, e.g. {head: 0.4}.
     class_confidence: dict[str, Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
         default_factory=dict
@@ -78,6 +83,10 @@ class AttributesConfig(_Strict):
     helmet_window_s: float = Field(default=1.5, gt=0.0, le=30.0)
     #: Share of head/helmet box that must lie inside the person's upper body box.
     head_person_min_overlap: float = Field(default=0.6, gt=0.0, le=1.0)
+    #: Helmet colour checks per tracked person and second, at most (a helmet does not
+    #: change colour between frames; the state is still voted on every frame); 0 checks
+    #: on every detected frame. The default matches the cameras' default detect_fps.
+    colour_checks_per_s: float = Field(default=5.0, ge=0.0, le=1000.0)
 
 
 class RuleConfig(_Strict):

@@ -198,7 +198,11 @@ class Detector:
         self.detect(np.zeros((self.input_wh[1], self.input_wh[0], 3), np.uint8))  # warm-up
 
     @classmethod
-    def from_config(cls, model_cfg: ModelConfig, config_path: Path | None = None) -> Detector:
+    def from_config(
+        cls, model_cfg: ModelConfig, config_path: Path | None = None, *, threads: int | None = None
+    ) -> Detector:
+        """One session of the configured model; ``threads`` overrides ``model_cfg.threads``
+        (edge.detector_pool.load_detector sets it per session)."""
         from edge.models import resolve_model_path
 
         return cls(
@@ -207,7 +211,7 @@ class Detector:
             confidence=model_cfg.confidence,
             iou=model_cfg.iou,
             providers=model_cfg.providers,
-            threads=model_cfg.threads,
+            threads=model_cfg.threads if threads is None else threads,
             class_confidence=model_cfg.class_confidence,
         )
 

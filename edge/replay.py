@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 from edge.annotate import FrameAnnotator
 from edge.config import CameraConfig, PersonRuleConfig, RulesConfig, SiteConfig, SiteInfo
 from edge.detections import Detections
-from edge.detector import Detector
+from edge.detector_pool import DetectionsAhead, DetectorPool, FrameDetector
 from edge.events import Event, EventPhase
 from edge.faces.stage import snapshot_blur
 from edge.pipeline import STAGES, CameraPipeline, FrameResult
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 ANNOTATED_VIDEO = "annotated.mp4"
 #: Frames decoded ahead of the model by the replay's decoding thread.
 DECODE_AHEAD = 4
+#: Frames in a DetectorPool at once, per session: one running, one queued behind it.
+DETECT_AHEAD_PER_SESSION = 2
 ProgressCallback = Callable[[float], None]
 
 
@@ -65,7 +67,10 @@ class ReplayResult:
     #: Time spent decoding, wherever it ran (the decoding thread or inline).
     decode_busy_s: float = 0.0
     output_s: float = 0.0  # drawing, JPEG and MP4 encoding
+    #: Seconds per stage; with a DetectorPool "detect" is the time waited for detections.
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    #: Model sessions that detected frames side by side (edge.detector_pool).
+    detect_sessions: int = 1
     #: Every message written to events.jsonl, in order.
     messages: list[Event] = field(default_factory=list)
     track_ids: set[int] = field(default_factory=set)
@@ -151,7 +156,7 @@ def run_replay(
     video: Path,
     site: SiteConfig,
     camera: CameraConfig,
-    detector: Detector,
+    detector: FrameDetector,
     out_dir: Path,
     *,
     detect_fps: float | None = None,
@@ -166,8 +171,10 @@ def run_replay(
     ``detect_fps`` None uses the camera's; 0 detects every frame. Frames are decoded by a
     background thread up to ``decode_ahead`` frames ahead of the model (0: in this
     thread); the output is the same either way. ``config_path`` (the site file) resolves
-    relative paths in ``site.faces`` as the edge does. Raises VideoError when the file cannot be
-    opened or holds no decodable frame; damage part-way is reported in the result.
+    relative paths in ``site.faces`` as the edge does. A :class:`DetectorPool` detects
+    frames ahead, side by side, while earlier ones are tracked in order; the output is
+    the same as with one session. Raises VideoError when the file cannot be opened or holds
+    no decodable frame; damage part-way is reported in the result.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,9 +197,11 @@ def run_replay(
                 if decode_ahead > 0
                 else _Inline(decoded)
             )
+            items = _with_detections(frames, detector, result)
             try:
-                last_now = _loop(frames, pipeline, outputs, result, origin, on_progress)
+                last_now = _loop(items, pipeline, outputs, result, origin, on_progress)
             finally:
+                items.close()  # frames still in a pool are dropped before the reader goes
                 if isinstance(frames, Prefetch):
                     frames.close()  # the thread is done with the reader before it closes
             result.decode_s, result.decode_busy_s = frames.wait_s, frames.busy_s
@@ -207,8 +216,29 @@ def run_replay(
     return result
 
 
+def _with_detections(
+    frames: Iterable[tuple[VideoFrame, bool]], detector: FrameDetector, result: ReplayResult
+) -> Generator[tuple[VideoFrame, bool, Detections | None]]:
+    """(frame, take, detections): computed ahead by a pool, else None (the pipeline detects)."""
+    if not isinstance(detector, DetectorPool):
+        for frame, take in frames:
+            yield frame, take, None
+        return
+    result.detect_sessions = detector.sessions
+    ahead = DetectionsAhead(
+        detector,
+        (((frame, take), frame.bgr() if take else None) for frame, take in frames),
+        depth=detector.sessions * DETECT_AHEAD_PER_SESSION,
+    )
+    try:
+        for (frame, take), detections in ahead:
+            yield frame, take, detections
+    finally:
+        result.stage_s["detect"] += ahead.wait_s
+
+
 def _loop(
-    frames: Iterable[tuple[VideoFrame, bool]],
+    frames: Iterable[tuple[VideoFrame, bool, Detections | None]],
     pipeline: CameraPipeline,
     outputs: _Outputs,
     result: ReplayResult,
@@ -216,13 +246,13 @@ def _loop(
     on_progress: ProgressCallback | None,
 ) -> datetime:
     now = origin
-    for frame, take in frames:
+    for frame, take, detections in frames:
         now = origin + timedelta(seconds=frame.time_s)
         result.frames_read += 1
         result.video_s = frame.time_s
         if take:
             image = frame.bgr()
-            processed = pipeline.process(image, now)
+            processed = pipeline.process(image, now, detections)
             _count(result, processed)
             output_started = time.perf_counter()
             outputs.detected(image, processed)

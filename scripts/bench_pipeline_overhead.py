@@ -2,23 +2,27 @@
 
     .venv/bin/python scripts/bench_pipeline_overhead.py [VIDEO] [--config C] [--max-seconds 5]
 
-Three runs over the first ``--max-seconds`` of the same video, every frame, same detector:
+Runs over the first ``--max-seconds`` of the same video, every frame, same model:
 
-- bare: ``VideoReader`` decodes each frame to BGR and ``Detector.detect`` runs on it, one
-  after the other, and nothing else (the least a sequential pipeline with this decoder
-  and model can cost);
+- bare: ``VideoReader`` decodes each frame to BGR and the detector runs on it, and nothing
+  else: the least a pipeline with this decoder and these model sessions can cost. With the
+  configured detector (``model.sessions``; on 2 cores a pool of two single-threaded
+  sessions, edge.detector_pool) frames are decoded in this thread while the pool detects
+  the ones before; with one session, one after the other;
 - pipeline: ``edge.replay.run_replay`` with ``detect_fps=0`` (decode, detect, track,
   helmet attributes, rules, events.jsonl, snapshots), wall-clock time of the whole call.
   Its decoding runs in a background thread ahead of the model; "decode s" is the time the
   pipeline waited for frames (the decoding not hidden behind inference), with the thread's
-  own decoding time in brackets;
-- pipeline, decode inline: the same with ``decode_ahead=0`` (no decoding thread).
+  own decoding time in brackets; "inference s" the time it waited for detections;
+- pipeline, decode inline: the same with ``decode_ahead=0`` (no decoding thread);
+- the bare and pipeline runs again with one session (ORT's own threads), as sitewatch ran
+  before detector pools.
 
-The table gives the times and the share of the pipeline's time spent outside decode and
-inference, measured two ways: against the bare run, and from the pipeline's own timers
-within its run (wall time less the wait for decoded frames and the detect stage; less
-sensitive to the load of the machine changing between runs). Target from issue 7: at
-most 25 %.
+The table gives the times and the share of each pipeline's time spent outside decode and
+inference, measured two ways: against the bare run with the same sessions, and from the
+pipeline's own timers within its run (wall time less the waits for decoded frames and for
+detections; less sensitive to the load of the machine changing between runs). Target
+from issue 7: at most 25 %.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -38,13 +44,29 @@ sys.path.insert(0, str(ROOT))
 
 from edge.config import load_config  # noqa: E402
 from edge.detector import Detector  # noqa: E402
+from edge.detector_pool import (  # noqa: E402
+    DetectionsAhead,
+    DetectorPool,
+    FrameDetector,
+    load_detector,
+)
 from edge.models import shared_root  # noqa: E402
-from edge.replay import DECODE_AHEAD, ReplayResult, default_site_config, run_replay  # noqa: E402
+from edge.replay import (  # noqa: E402
+    DECODE_AHEAD,
+    DETECT_AHEAD_PER_SESSION,
+    ReplayResult,
+    default_site_config,
+    run_replay,
+)
 from edge.video import VideoReader  # noqa: E402
 
 
-def bench_bare(video: Path, detector: Detector, max_seconds: float) -> tuple[int, float, float]:
-    """Frames, decode seconds, inference seconds."""
+def bench_bare(
+    video: Path, detector: FrameDetector, max_seconds: float
+) -> tuple[int, float, float]:
+    """Frames, decode seconds, inference seconds (with a pool: the wait for detections)."""
+    if isinstance(detector, DetectorPool):
+        return bench_bare_pool(video, detector, max_seconds)
     frames, decode_s, infer_s = 0, 0.0, 0.0
     with VideoReader(video) as reader:
         started = time.perf_counter()
@@ -61,8 +83,38 @@ def bench_bare(video: Path, detector: Detector, max_seconds: float) -> tuple[int
     return frames, decode_s, infer_s
 
 
+def bench_bare_pool(
+    video: Path, pool: DetectorPool, max_seconds: float
+) -> tuple[int, float, float]:
+    """Decoding here while the pool detects the frames before, as run_replay feeds it."""
+    decode_s = 0.0
+
+    def decoded() -> Iterator[tuple[None, np.ndarray]]:
+        nonlocal decode_s
+        with VideoReader(video) as reader:
+            frames = reader.frames()
+            while True:
+                started = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None or frame.time_s > max_seconds:
+                    return
+                image = frame.bgr()
+                decode_s += time.perf_counter() - started
+                yield None, image
+
+    ahead = DetectionsAhead(pool, decoded(), depth=pool.sessions * DETECT_AHEAD_PER_SESSION)
+    started = time.perf_counter()
+    frames = sum(1 for _ in ahead)
+    total_s = time.perf_counter() - started
+    return frames, decode_s, total_s - decode_s
+
+
 def bench_pipeline(
-    video: Path, config: Path | None, detector: Detector, max_seconds: float, decode_ahead: int
+    video: Path,
+    config: Path | None,
+    detector: FrameDetector,
+    max_seconds: float,
+    decode_ahead: int,
 ) -> ReplayResult:
     site = load_config(config) if config else default_site_config(video)
     with tempfile.TemporaryDirectory() as out:
@@ -88,52 +140,65 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     site = load_config(args.config) if args.config else default_site_config(args.video)
-    detector = Detector.from_config(site.model, args.config)
+    pooled = load_detector(site.model, args.config)
+    single = Detector.from_config(site.model, args.config)
+    sessions = pooled.sessions if isinstance(pooled, DetectorPool) else 1
     with VideoReader(args.video) as reader:
-        detector.detect(next(reader.frames()).bgr())  # warm-up, outside both timings
-    frames, decode_s, infer_s = bench_bare(args.video, detector, args.max_seconds)
-    result = bench_pipeline(args.video, args.config, detector, args.max_seconds, DECODE_AHEAD)
-    inline = bench_pipeline(args.video, args.config, detector, args.max_seconds, 0)
+        frame = next(reader.frames()).bgr()
+        for detector in (pooled, single):
+            detector.detect(frame)  # warm-up, outside every timing
 
-    bare_s = decode_s + infer_s
     table = Table(title=f"{args.video.name}, first {args.max_seconds:g} s, every frame")
     for column in ("run", "frames", "decode s", "inference s", "total s", "frames/s"):
         table.add_column(column, justify="left" if column == "run" else "right")
-    table.add_row(
-        "bare decode + inference",
-        str(frames),
-        f"{decode_s:.2f}",
-        f"{infer_s:.2f}",
-        f"{bare_s:.2f}",
-        f"{frames / bare_s:.1f}",
-    )
-    runs = {"sitewatch run_replay": result, "sitewatch run_replay, decode inline": inline}
-    for name, run in runs.items():
+    shares = []
+    layouts = [(f"{sessions} session(s)", pooled)]
+    if sessions > 1:
+        layouts.append(("1 session", single))
+    for label, detector in layouts:
+        frames, decode_s, infer_s = bench_bare(args.video, detector, args.max_seconds)
+        bare_s = decode_s + infer_s
         table.add_row(
-            name,
-            str(run.frames_read),
-            f"{run.decode_s:.2f} ({run.decode_busy_s:.2f})"
-            if run is result
-            else f"{run.decode_s:.2f}",
-            f"{run.stage_s.get('detect', 0.0):.2f}",
-            f"{run.wall_s:.2f}",
-            f"{run.frames_read / run.wall_s:.1f}",
+            f"bare decode + inference, {label}",
+            str(frames),
+            f"{decode_s:.2f}",
+            f"{infer_s:.2f}",
+            f"{bare_s:.2f}",
+            f"{frames / bare_s:.1f}",
         )
-    console = Console(width=140)
+        runs = {f"sitewatch run_replay, {label}": DECODE_AHEAD}
+        if detector is pooled:
+            runs[f"sitewatch run_replay, {label}, decode inline"] = 0
+        for name, ahead in runs.items():
+            run = bench_pipeline(args.video, args.config, detector, args.max_seconds, ahead)
+            table.add_row(
+                name,
+                str(run.frames_read),
+                f"{run.decode_s:.2f} ({run.decode_busy_s:.2f})" if ahead else f"{run.decode_s:.2f}",
+                f"{run.stage_s.get('detect', 0.0):.2f}",
+                f"{run.wall_s:.2f}",
+                f"{run.frames_read / run.wall_s:.1f}",
+            )
+            shares.append(_share_line(name, run, bare_s))
+    console = Console(width=160)
     console.print(table)
-    for name, run in runs.items():
-        own_inside = run.decode_s + run.stage_s.get("detect", 0.0)
-        rest = {k: v for k, v in run.stage_s.items() if k != "detect"}
-        rest["output (jsonl, snapshots)"] = run.output_s
-        per_frame = max(run.frames_detected, 1)
-        console.print(
-            f"{name}: outside decode + inference, share of its time: "
-            f"{100 * (1 - bare_s / run.wall_s):.1f} % against the bare run, "
-            f"{100 * (1 - own_inside / run.wall_s):.1f} % from its own timers (target <= 25 %); "
-            "of which, ms per frame: "
-            + ", ".join(f"{k} {1000 * v / per_frame:.2f}" for k, v in rest.items())
-        )
-    console.print(f"model {detector.model_path.name}")
+    for line in shares:
+        console.print(line)
+    console.print(f"model {pooled.model_path.name}")
+
+
+def _share_line(name: str, run: ReplayResult, bare_s: float) -> str:
+    own_inside = run.decode_s + run.stage_s.get("detect", 0.0)
+    rest = {k: v for k, v in run.stage_s.items() if k != "detect"}
+    rest["output (jsonl, snapshots)"] = run.output_s
+    per_frame = max(run.frames_detected, 1)
+    return (
+        f"{name}: outside decode + inference, share of its time: "
+        f"{100 * (1 - bare_s / run.wall_s):.1f} % against the bare run, "
+        f"{100 * (1 - own_inside / run.wall_s):.1f} % from its own timers (target <= 25 %); "
+        "of which, ms per frame: "
+        + ", ".join(f"{k} {1000 * v / per_frame:.2f}" for k, v in rest.items())
+    )
 
 
 if __name__ == "__main__":

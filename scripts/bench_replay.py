@@ -6,7 +6,8 @@ Runs ``sitewatch replay``'s loop (edge.replay.run_replay) on a video with the mo
 config resolves to (the project's own model, else the shared COCO YOLOv8n fallback) and
 prints a table: decoding (the time the loop waited for decoded frames: demux + decode +
 pixel conversion run in a background thread, so this is the part not hidden behind
-inference), inference (letterbox, ONNX Runtime, decode + NMS), the rest of the pipeline
+inference), inference (letterbox, ONNX Runtime, decode + NMS; with a pool of sessions,
+``model.sessions``, the time the loop waited for detections made ahead), the rest of the pipeline
 (tracking, attributes, rules), output (snapshots, events.jsonl, optional MP4) and whatever
 is left (loop overhead).
 """
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.config import load_config  # noqa: E402
-from edge.detector import Detector  # noqa: E402
+from edge.detector_pool import FrameDetector, load_detector  # noqa: E402
 from edge.models import shared_root  # noqa: E402
 from edge.replay import ReplayResult, default_site_config, run_replay  # noqa: E402
 
@@ -48,7 +49,7 @@ def main() -> None:
 
     site = load_config(args.config) if args.config else default_site_config(args.video)
     camera = site.cameras[0]
-    detector = Detector.from_config(site.model, args.config)
+    detector = load_detector(site.model, args.config)
     with tempfile.TemporaryDirectory() as out:
         result = run_replay(
             args.video,
@@ -64,10 +65,11 @@ def main() -> None:
     _print(result, detector, fps)
 
 
-def _print(result: ReplayResult, detector: Detector, detect_fps: float) -> None:
+def _print(result: ReplayResult, detector: FrameDetector, detect_fps: float) -> None:
     console = Console()
     info = Table(title=f"Replay benchmark: {result.video.name}", show_header=False)
     info.add_row("model", f"{detector.model_path.name} ({len(detector.class_names)} classes)")
+    info.add_row("model sessions", str(result.detect_sessions))
     info.add_row("detect fps setting", "every frame" if not detect_fps else f"{detect_fps:g}")
     info.add_row("frames decoded / detected", f"{result.frames_read} / {result.frames_detected}")
     info.add_row("video time / wall time", f"{result.video_s:.1f} s / {result.wall_s:.1f} s")

@@ -1,7 +1,7 @@
 """The replay pipeline against Ultralytics' own ``YOLO(...).track()``, same weights and input.
 
-    .venv/bin/python scripts/bench_vs_ultralytics.py [VIDEO] [--config C] [--max-seconds 5]
-        [--rounds 2] [--pt WEIGHTS.pt] [--detect-fps F]
+    .venv/bin/python scripts/bench_vs_ultralytics.py [VIDEO] [--config C] [--model M.onnx]
+        [--max-seconds 5] [--rounds 2] [--pt WEIGHTS.pt | --no-pt] [--detect-fps F]
 
 Every row runs on the first ``--max-seconds`` of the same video, in this process, with
 the model the config resolves to (the project's own ONNX, else the shared COCO YOLOv8n),
@@ -26,7 +26,15 @@ hits all alike, and the totals are compared. Rows:
   row, ``.pt, square``, passes ``rect=False`` (416x416, what a fixed-size export sees);
 - ``sitewatch, every frame`` (**equal work**): ``edge.replay.run_replay`` with
   ``detect_fps=0`` (decode, detect, track, helmet attributes and colour, rules,
-  events.jsonl and snapshots);
+  events.jsonl and snapshots), with the detector the config gives: by default one
+  single-threaded ONNX Runtime session per core detecting frames side by side
+  (edge.detector_pool), the frames then tracked in order;
+- ``sitewatch, every frame, one session`` (**equal work**): the same with one session and
+  ORT's own threads, as sitewatch ran before detector pools;
+- ``ceiling: decode + model call only``: no pipeline at all, only PyAV decoding and the
+  sitewatch detector (same sessions) on every frame
+  (``scripts/bench_pipeline_overhead.bench_bare``): the most any pipeline with this model
+  call on this machine can reach, tracking, rules and output costing nothing;
 - ``ultralytics track(), ONNX, vid_stride=N``: Ultralytics decodes every frame (``grab``)
   and detects and tracks every N-th, N = round(video fps / F);
 - ``sitewatch, detect_fps=F``: the camera's default, Frigate-style: decode every frame,
@@ -39,6 +47,9 @@ call, set-up included; Ultralytics' time starts at its first result (its set-up 
 frame excluded, which favours Ultralytics). "vs reference" is frames/s against the
 equal-work ``ultralytics track(), ONNX`` row (every frame); "vs Ultralytics, same work" is
 frames/s against the Ultralytics row that does the same work as the row (its group's first).
+
+``--model`` runs every row on another ONNX file of the same classes (e.g. the int8
+variant, models/sitewatch-det-int8.onnx, with ``--no-pt``: it has no exact .pt twin).
 
 Ultralytics never downloads or installs anything here: YOLO_OFFLINE and
 YOLO_AUTOINSTALL=false are set before it is imported (ByteTrack needs the ``lap`` package,
@@ -71,6 +82,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.config import SiteConfig, load_config  # noqa: E402
 from edge.detector import Detector  # noqa: E402
+from edge.detector_pool import DetectorPool, FrameDetector, load_detector  # noqa: E402
 from edge.models import shared_root  # noqa: E402
 from edge.replay import default_site_config, run_replay  # noqa: E402
 from edge.video import VideoReader  # noqa: E402
@@ -79,6 +91,7 @@ REFERENCE = "ultralytics track(), ONNX"
 
 
 EVERY_FRAME = "every frame"
+CEILING = "ceiling: decode + model call only"
 
 
 @dataclass
@@ -91,7 +104,7 @@ class Row:
 
 
 def bench_sitewatch(
-    video: Path, site: SiteConfig, detector: Detector, max_seconds: float, detect_fps: float
+    video: Path, site: SiteConfig, detector: FrameDetector, max_seconds: float, detect_fps: float
 ) -> tuple[int, int, float]:
     with tempfile.TemporaryDirectory() as out:
         result = run_replay(
@@ -104,6 +117,15 @@ def bench_sitewatch(
             max_seconds=max_seconds,
         )
     return result.frames_read, result.frames_detected, result.wall_s
+
+
+def bench_ceiling(
+    video: Path, detector: FrameDetector, max_seconds: float
+) -> tuple[int, int, float]:
+    from scripts.bench_pipeline_overhead import bench_bare
+
+    frames, decode_s, infer_s = bench_bare(video, detector, max_seconds)
+    return frames, frames, decode_s + infer_s
 
 
 @contextlib.contextmanager
@@ -164,9 +186,17 @@ def bench_ultralytics(
     return (results - 1) * vid_stride, results - 1, seconds
 
 
-def make_rows(args: argparse.Namespace) -> tuple[list[Row], list[str], Detector, SiteConfig]:
+def make_rows(
+    args: argparse.Namespace,
+) -> tuple[list[Row], list[str], FrameDetector, SiteConfig]:
     site = load_config(args.config) if args.config else default_site_config(args.video)
-    detector = Detector.from_config(site.model, args.config)
+    if args.model is not None:
+        model = site.model.model_copy(update={"path": str(args.model.resolve())})
+        site = site.model_copy(update={"model": model})
+    detector = load_detector(site.model, args.config)
+    # One session with ORT's own threads: sitewatch as it ran before detector pools.
+    single = Detector.from_config(site.model, args.config)
+    sessions = detector.sessions if isinstance(detector, DetectorPool) else 1
     imgsz = max(detector.input_wh)
     with VideoReader(args.video) as reader:
         video_fps = reader.fps
@@ -189,11 +219,13 @@ def make_rows(args: argparse.Namespace) -> tuple[list[Row], list[str], Detector,
         ),
     ]
     skipped = []
-    if args.pt is None:
+    if args.no_pt:
+        skipped.append("ultralytics track(), PyTorch .pt (both rows): left out (--no-pt)")
+    elif args.pt is None:
         from scripts.onnx_to_checkpoint import identity_checkpoint
 
         args.pt = identity_checkpoint(onnx, Path(args.workdir) / f"{onnx.stem}.pt")
-    if args.pt.is_file():
+    if not args.no_pt and args.pt.is_file():
         rows += [
             Row(
                 "ultralytics track(), PyTorch .pt",
@@ -208,7 +240,7 @@ def make_rows(args: argparse.Namespace) -> tuple[list[Row], list[str], Detector,
                 f"rect=False: {imgsz}x{imgsz}",
             ),
         ]
-    else:
+    elif not args.no_pt:
         skipped.append(
             f"ultralytics track(), PyTorch .pt (both rows): skipped ({args.pt} not found)"
         )
@@ -217,7 +249,19 @@ def make_rows(args: argparse.Namespace) -> tuple[list[Row], list[str], Detector,
             "sitewatch, every frame",
             EVERY_FRAME,
             lambda: bench_sitewatch(args.video, site, detector, args.max_seconds, 0),
-            "run_replay detect_fps=0",
+            f"run_replay detect_fps=0, {sessions} model session(s) side by side",
+        ),
+        Row(
+            CEILING,
+            EVERY_FRAME,
+            lambda: bench_ceiling(args.video, detector, args.max_seconds),
+            "PyAV decode + sitewatch's detector only, no pipeline",
+        ),
+        Row(
+            "sitewatch, every frame, one session",
+            EVERY_FRAME,
+            lambda: bench_sitewatch(args.video, site, single, args.max_seconds, 0),
+            "one ORT session, its default threads",
         ),
         Row(
             f"ultralytics track(), ONNX, vid_stride={stride}",
@@ -240,6 +284,17 @@ def main() -> None:
     default_video = shared_root() / "data" / "videos" / "concrete-pour-crew.mp4"
     parser.add_argument("video", nargs="?", type=Path, default=default_video)
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="ONNX model of every row (default: the config's), e.g. models/sitewatch-det-int8.onnx",
+    )
+    parser.add_argument(
+        "--no-pt",
+        action="store_true",
+        help="leave out the PyTorch rows (an int8 ONNX has no exact .pt twin)",
+    )
     parser.add_argument("--max-seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
@@ -324,6 +379,10 @@ def main() -> None:
                 f"{row.name} / {reference} = {ratio:.2f}x "
                 f"({'met' if ratio >= 2 else 'not met'}; same work: {row.group})"
             )
+    console.print(
+        f"{CEILING} / {REFERENCE} = {fps[CEILING] / fps[REFERENCE]:.2f}x: the most any pipeline "
+        "with this model call reaches here"
+    )
     for name in fps:
         if name != REFERENCE and name.startswith("ultralytics") and EVERY_FRAME in row_groups[name]:
             ratio = fps["sitewatch, every frame"] / fps[name]

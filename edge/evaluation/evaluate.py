@@ -19,6 +19,7 @@ import numpy as np
 from edge.config import CameraConfig, SiteConfig
 from edge.detections import Detections
 from edge.detector import Detector
+from edge.detector_pool import FrameDetector
 from edge.evaluation.event_matching import (
     Interval,
     RuleScore,
@@ -80,7 +81,7 @@ def evaluate_video(
     truth: EventTruth,
     site: SiteConfig,
     camera: CameraConfig,
-    detector: Detector,
+    detector: FrameDetector,
     *,
     tolerance_s: float,
     out_dir: Path | None = None,

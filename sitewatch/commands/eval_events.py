@@ -146,14 +146,14 @@ def _run_one(
     sweep: bool,
     sweep_values: tuple[list[float], list[float]],
 ) -> tuple[VideoEvaluation, list[VideoEvaluation]]:
-    from edge.detector import Detector
+    from edge.detector_pool import load_detector
     from edge.evaluation.evaluate import evaluate_video, find_video
     from edge.evaluation.events_truth import load_truth
 
     truth = load_truth(truth_path)
     video_path = find_video(truth_path, truth, video)
     site, cam, config_path = _setup(truth_path, video_path, truth, config, camera)
-    detector = Detector.from_config(site.model, config_path)
+    detector = load_detector(site.model, config_path)
     evaluation = evaluate_video(video_path, truth, site, cam, detector, tolerance_s=tolerance_s)
     points = (
         _sweep(video_path, truth, site, cam, config_path, tolerance_s, sweep_values)

@@ -48,7 +48,8 @@ def replay(
     has none) plus each frame's presentation time, so a replay is deterministic.
     """
     from edge.config import ConfigError
-    from edge.detector import Detector, ModelError
+    from edge.detector import ModelError
+    from edge.detector_pool import load_detector
     from edge.replay import run_replay
     from edge.video import VideoError, VideoReader
 
@@ -56,7 +57,7 @@ def replay(
     try:
         site, cam = _site_and_camera(video, config, camera)
         VideoReader(video).close()  # a bad file is reported before the model loads
-        detector = Detector.from_config(site.model, config)
+        detector = load_detector(site.model, config)
         with _progress(video) as on_progress:
             result = run_replay(
                 video,

@@ -193,3 +193,65 @@ def test_state_of_vanished_tracks_is_pruned() -> None:
         )
     assert len(attrs.tracked_ids) <= 3
     assert classify.calls == [1] * 50  # type: ignore[attr-defined]
+
+
+# --- colour check rate ---------------------------------------------------------------
+
+
+def _scripted_colours(colours: list[HelmetColour]):
+    """A classifier answering each call with the next colour of ``colours``."""
+    answers = iter(colours)
+    calls: list[int] = []
+
+    def classify(frame: np.ndarray, xyxy: np.ndarray) -> list[HelmetColour]:
+        calls.append(len(xyxy))
+        return [next(answers) for _ in range(len(xyxy))]
+
+    classify.calls = calls  # type: ignore[attr-defined]
+    return classify
+
+
+def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_every_frame() -> None:
+    classify = _fixed_colour(HelmetColour.RED)
+    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    # 30 frames a second for 2 s: every frame keeps the state and colour it had
+    outs = [_step(attrs, i / 30, "helmet") for i in range(60)]
+    assert set(outs) == {("helmet", "red")}
+    checks = len(classify.calls)  # type: ignore[attr-defined]
+    assert 10 <= checks <= 14  # about 5 a second (a check is due after 0.75 of a period)
+    # every detected frame: one check each
+    every = _fixed_colour(HelmetColour.RED)
+    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=0), classify_colours=every)
+    for i in range(60):
+        _step(attrs, i / 30, "helmet")
+    assert len(every.calls) == 60  # type: ignore[attr-defined]
+
+
+def test_at_the_check_rate_every_frame_is_checked_even_with_jittered_times() -> None:
+    classify = _fixed_colour(HelmetColour.WHITE)
+    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    times = [0.0, 0.19, 0.41, 0.58, 0.81, 0.99]  # 5 detections a second, live jitter
+    for t in times:
+        _step(attrs, t, "helmet")
+    assert classify.calls == [1] * len(times)  # type: ignore[attr-defined]
+
+
+def test_the_colour_vote_counts_checked_frames_only() -> None:
+    # Checks at 0, 0.2, 0.4 s answer red, blue, blue: the frames between (not checked)
+    # must not repeat the first answer into the vote.
+    classify = _scripted_colours([HelmetColour.RED, HelmetColour.BLUE, HelmetColour.BLUE])
+    attrs = HelmetAttributes(
+        AttributesConfig(colour_checks_per_s=5.0, helmet_window_s=1.5), classify_colours=classify
+    )
+    outs = [_step(attrs, i / 30, "helmet") for i in range(13)]  # 0 .. 0.4 s
+    assert classify.calls == [1, 1, 1]  # type: ignore[attr-defined]
+    assert outs[0] == ("helmet", "red")
+    assert outs[-1] == ("helmet", "blue")
+
+
+def test_a_bare_head_does_not_use_up_the_colour_check() -> None:
+    classify = _fixed_colour(HelmetColour.YELLOW)
+    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    _step(attrs, 0.0, "head")
+    assert _step(attrs, 1 / 30, "helmet") == ("bare", "")  # the vote is 1 bare, 1 helmet
+    assert classify.calls == [1]  # type: ignore[attr-defined]  # checked at once
