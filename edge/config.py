@@ -55,7 +55,8 @@ class ModelConfig(_Strict):
     #: the usable cores split between them).
     threads: int = Field(default=0, ge=0, le=64)
     #: Sessions of the model detecting frames side by side (edge.detector_pool); 0 picks
-    #: one single-threaded session per usable core (at most 4) on the CPU, else one.
+    #: one single-threaded session per usable core (at most 4) for replay and evaluation on
+    #: the CPU, and one session on an accelerator and for the live edge's cameras.
     sessions: int = Field(default=0, ge=0, le=16)
     #: Per-class confidence overrides, e.g. {head: 0.4}.
     class_confidence: dict[str, Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(

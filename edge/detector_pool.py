@@ -4,13 +4,17 @@ A small YOLO model does not keep two cores busy with one session: its layers are
 for ONNX Runtime's intra-op threads to split well. Measured on the 2-core test machine with
 the project's model at 416x256 (docs/evaluation.md): one session with 2 threads took 14.1-
 14.4 ms a frame, two sessions of 1 thread each running side by side 10.6-10.7 ms a frame,
-with bit-identical outputs. So the default is one single-threaded session per usable core
-(at most :data:`MAX_AUTO_SESSIONS`).
+with bit-identical outputs. So where one reader feeds the model (a replay, an evaluation),
+the default is one single-threaded session per usable core (at most
+:data:`MAX_AUTO_SESSIONS`). The live edge box is different: its camera threads already call
+the model at the same time, and on the test machine a pool ran no more detections a second
+than one shared session (38-42/s with 10 RTSP cameras either way, docs/evaluation.md), with
+a slower single frame (31 vs 24 ms with one camera), so there the default stays one session.
 
 :class:`DetectorPool` has the :class:`edge.detector.Detector` interface: ``detect()`` borrows
-an idle session, so camera threads of the live edge box share it; ``submit()`` runs a frame
-in the pool's own threads and returns a future, which lets a replay keep every session busy
-while it tracks earlier frames in order (:func:`detect_ahead`).
+an idle session (so camera threads can share a pool set with ``model.sessions``);
+``submit()`` runs a frame in the pool's own threads and returns a future, which lets a replay
+keep every session busy while it tracks earlier frames in order (:class:`DetectionsAhead`).
 """
 
 from __future__ import annotations
@@ -58,15 +62,20 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def session_layout(cfg: ModelConfig, cores: int | None = None) -> tuple[int, int]:
+def session_layout(
+    cfg: ModelConfig, cores: int | None = None, *, concurrent_callers: bool = False
+) -> tuple[int, int]:
     """(sessions, intra-op threads per session) for ``cfg``; 0 threads lets ORT choose.
 
     ``sessions: 0`` picks one session per core (at most MAX_AUTO_SESSIONS) when the model
-    runs on the CPU alone, else one: an accelerator runs one session's frames in turn.
-    ``threads: 0`` with several sessions splits the cores between them.
+    runs on the CPU alone and one reader feeds it, else one: an accelerator runs one
+    session's frames in turn, and ``concurrent_callers`` (the live edge's cameras) already
+    overlap their runs. ``threads: 0`` with several sessions splits the cores between them.
     """
     cores = cores or usable_cores()
     sessions = cfg.sessions
+    if sessions == 0 and concurrent_callers:
+        sessions = 1
     if sessions == 0:
         cpu_only = list(cfg.providers) == [CPU_PROVIDER]
         per_session = cfg.threads or 1
@@ -118,9 +127,11 @@ class DetectorPool:
             self._executor = None
 
 
-def load_detector(cfg: ModelConfig, config_path: Path | None = None) -> Detector | DetectorPool:
+def load_detector(
+    cfg: ModelConfig, config_path: Path | None = None, *, concurrent_callers: bool = False
+) -> Detector | DetectorPool:
     """A plain detector for one session, else a pool (see :func:`session_layout`)."""
-    sessions, threads = session_layout(cfg)
+    sessions, threads = session_layout(cfg, concurrent_callers=concurrent_callers)
     if sessions == 1:
         return Detector.from_config(cfg, config_path, threads=threads)
     detectors = [Detector.from_config(cfg, config_path, threads=threads) for _ in range(sessions)]

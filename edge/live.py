@@ -75,8 +75,8 @@ PipelineFactory = Callable[[SiteConfig, CameraConfig], Pipeline]
 def default_pipeline_factory(
     config_path: Path | None, face_register: SiteRegister | None = None
 ) -> PipelineFactory:
-    """Real pipelines sharing one detector (model.sessions ONNX sessions for every camera:
-    a camera's thread borrows the next idle one).
+    """Real pipelines sharing one detector (one ONNX session for every camera, unless
+    model.sessions asks for a pool: then a camera's thread borrows the next idle one).
 
     With ``face_register`` (faces on), each camera's face stage starts from its register
     and the party_member_helmet rule asks it for the party members at every frame.
@@ -89,7 +89,7 @@ def default_pipeline_factory(
 
     def build(site: SiteConfig, camera: CameraConfig) -> Pipeline:
         if "model" not in detectors:
-            detectors["model"] = load_detector(site.model, config_path)
+            detectors["model"] = load_detector(site.model, config_path, concurrent_callers=True)
         faces = None
         if site.faces.enabled and face_register is not None:
             faces = FaceStage(site.faces, register=face_register.register, config_path=config_path)

@@ -7,8 +7,8 @@ Runs over the first ``--max-seconds`` of the same video, every frame, same model
 - bare: ``VideoReader`` decodes each frame to BGR and the detector runs on it, and nothing
   else: the least a pipeline with this decoder and these model sessions can cost. With the
   configured detector (``model.sessions``; on 2 cores a pool of two single-threaded
-  sessions, edge.detector_pool) frames are decoded in this thread while the pool detects
-  the ones before; with one session, one after the other;
+  sessions, edge.detector_pool) frames are decoded in a thread ahead and detected by the
+  pool ahead, as run_replay does, and only counted; with one session, one after the other;
 - pipeline: ``edge.replay.run_replay`` with ``detect_fps=0`` (decode, detect, track,
   helmet attributes, rules, events.jsonl, snapshots), wall-clock time of the whole call.
   Its decoding runs in a background thread ahead of the model; "decode s" is the time the
@@ -58,7 +58,7 @@ from edge.replay import (  # noqa: E402
     default_site_config,
     run_replay,
 )
-from edge.video import VideoReader  # noqa: E402
+from edge.video import Prefetch, VideoReader  # noqa: E402
 
 
 def bench_bare(
@@ -86,27 +86,24 @@ def bench_bare(
 def bench_bare_pool(
     video: Path, pool: DetectorPool, max_seconds: float
 ) -> tuple[int, float, float]:
-    """Decoding here while the pool detects the frames before, as run_replay feeds it."""
-    decode_s = 0.0
+    """As run_replay feeds the pool: a decoding thread DECODE_AHEAD frames ahead, the pool
+    detecting DETECT_AHEAD_PER_SESSION frames a session ahead; decode seconds are the
+    time waited for decoded frames."""
 
-    def decoded() -> Iterator[tuple[None, np.ndarray]]:
-        nonlocal decode_s
-        with VideoReader(video) as reader:
-            frames = reader.frames()
-            while True:
-                started = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None or frame.time_s > max_seconds:
-                    return
-                image = frame.bgr()
-                decode_s += time.perf_counter() - started
-                yield None, image
+    def decoded(reader: VideoReader) -> Iterator[tuple[None, np.ndarray]]:
+        for frame in reader.frames():
+            if frame.time_s > max_seconds:
+                return
+            yield None, frame.bgr()
 
-    ahead = DetectionsAhead(pool, decoded(), depth=pool.sessions * DETECT_AHEAD_PER_SESSION)
-    started = time.perf_counter()
-    frames = sum(1 for _ in ahead)
-    total_s = time.perf_counter() - started
-    return frames, decode_s, total_s - decode_s
+    with VideoReader(video) as reader:
+        started = time.perf_counter()
+        with Prefetch(decoded(reader), depth=DECODE_AHEAD, name="bare-decode") as frames:
+            depth = pool.sessions * DETECT_AHEAD_PER_SESSION
+            count = sum(1 for _ in DetectionsAhead(pool, frames, depth=depth))
+            total_s = time.perf_counter() - started
+            decode_s = frames.wait_s
+    return count, decode_s, total_s - decode_s
 
 
 def bench_pipeline(

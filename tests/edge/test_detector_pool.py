@@ -41,6 +41,31 @@ def test_session_layout(
     assert session_layout(cfg, cores) == expected
 
 
+@pytest.mark.parametrize(
+    ("sessions", "threads", "expected"), [(0, 0, (1, 0)), (0, 2, (1, 2)), (2, 0, (2, 1))]
+)
+def test_the_live_cameras_share_one_session_unless_sessions_is_set(
+    sessions: int, threads: int, expected: tuple[int, int]
+) -> None:
+    cfg = ModelConfig(sessions=sessions, threads=threads)
+    assert session_layout(cfg, 2, concurrent_callers=True) == expected
+
+
+def test_the_live_edge_builds_its_pipelines_on_the_layout_it_asks_for(tmp_path: Path) -> None:
+    from edge.config import CameraConfig, SiteConfig, SiteInfo
+    from edge.live import default_pipeline_factory
+
+    model = _own_model()
+    for sessions, kind in ((0, Detector), (2, DetectorPool)):
+        site = SiteConfig(
+            site=SiteInfo(id="s"),
+            model=ModelConfig(path=str(model), sessions=sessions),
+            cameras=[CameraConfig(id="c", source="clip.mp4")],
+        )
+        pipeline = default_pipeline_factory(None)(site, site.cameras[0])
+        assert type(pipeline.detector) is kind  # type: ignore[attr-defined]
+
+
 def test_sessions_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="sessions"):
         ModelConfig(sessions=-1)
