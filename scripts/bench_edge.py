@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
         "--sessions",
         type=int,
         default=0,
-        help="model.sessions (0 = one single-threaded session per core; 1 = one session).",
+        help="model.sessions (0, the default: one session shared by the cameras; N: a pool of N).",
     )
     parser.add_argument(
         "--all", action="store_true", help="Measure every n up to --max-cameras, even past failure."
