@@ -173,13 +173,21 @@ class HelmetAttributes:
         for i, track_id in enumerate(persons.tracker_id):
             if due[i] < 0 or str(heads.data[CLASS_NAME][due[i]]) != HELMET:
                 continue
-            memory = self._tracks.setdefault(int(track_id), _TrackMemory(last_seen_s=now_s))
+            memory = self._memory(int(track_id))
             last = memory.last_colour_check_s
             if last is not None and now_s - last < self._colour_gap_s:
                 due[i] = -1
             else:
                 memory.last_colour_check_s = now_s
         return due
+
+    def _memory(self, track_id: int) -> _TrackMemory:
+        """The track's memory, created on first sight (not built per call, as setdefault's
+        argument would be: this runs for every person of every frame)."""
+        memory = self._tracks.get(track_id)
+        if memory is None:
+            memory = self._tracks[track_id] = _TrackMemory()
+        return memory
 
     def _head_colours(
         self, heads: Detections, head_of: np.ndarray, frame_bgr: np.ndarray
@@ -199,7 +207,7 @@ class HelmetAttributes:
     def _smooth(
         self, track_id: int, now_s: float, state: HelmetState, colour: HelmetColour | None
     ) -> tuple[HelmetState, HelmetColour | None]:
-        memory = self._tracks.setdefault(track_id, _TrackMemory())
+        memory = self._memory(track_id)
         memory.last_seen_s = now_s
         if state is not HelmetState.UNKNOWN:
             memory.observations.append((now_s, state, colour))

@@ -138,12 +138,14 @@ def main() -> None:
 
     site = load_config(args.config) if args.config else default_site_config(args.video)
     pooled = load_detector(site.model, args.config)
-    single = Detector.from_config(site.model, args.config)
     sessions = pooled.sessions if isinstance(pooled, DetectorPool) else 1
+    # The one-session comparison only where the configured layout is a pool.
+    single = Detector.from_config(site.model, args.config) if sessions > 1 else pooled
     with VideoReader(args.video) as reader:
         frame = next(reader.frames()).bgr()
-        for detector in (pooled, single):
-            detector.detect(frame)  # warm-up, outside every timing
+        pooled.detect(frame)  # warm-up, outside every timing
+        if single is not pooled:
+            single.detect(frame)
 
     table = Table(title=f"{args.video.name}, first {args.max_seconds:g} s, every frame")
     for column in ("run", "frames", "decode s", "inference s", "total s", "frames/s"):
