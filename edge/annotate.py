@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from edge.detections import HEAD_XYXY, HELMET_COLOUR, HELMET_STATE, Detections
-from edge.events import Event, HelmetState
-from zones.config import CameraZones
+from sitewatch.contract.events import Event, HelmetState
+from sitewatch.edge.detections import HEAD_XYXY, HELMET_COLOUR, HELMET_STATE, Detections
+from sitewatch.zones.config import CameraZones
 
 _STATE_ORDER = [HelmetState.HELMET.value, HelmetState.BARE.value, HelmetState.UNKNOWN.value]
 _PALETTE = sv.ColorPalette([sv.Color(46, 204, 64), sv.Color(230, 40, 40), sv.Color(160, 160, 160)])

@@ -26,8 +26,9 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from edge.config import AttributesConfig
-from edge.detections import (
+from sitewatch.contract.events import HelmetColour, HelmetState
+from sitewatch.edge.config import AttributesConfig
+from sitewatch.edge.detections import (
     CLASS_NAME,
     HEAD_XYXY,
     HELMET,
@@ -36,7 +37,6 @@ from edge.detections import (
     ROLE,
     Detections,
 )
-from edge.events import HelmetColour, HelmetState
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class HelmetAttributes:
         self, cfg: AttributesConfig, *, classify_colours: ColourClassifier | None = None
     ) -> None:
         if classify_colours is None:
-            from edge.helmet_colour import (
+            from sitewatch.edge.helmet_colour import (
                 classify_helmet_colours,
                 load_default_model,
                 with_orange_rule,

@@ -1,4 +1,4 @@
-"""Event clips: a per-camera ring buffer of recent frames and an H.264 MP4 writer.
+"""Event clips: a per-camera ring buffer of recent frames and the clip recorder.
 
 Memory is bounded twice: the ring keeps frames for ``max_age_s`` seconds only, and no
 more than ``max_bytes`` of them. Frames are stored as JPEG (quality 85), downscaled to at
@@ -8,8 +8,8 @@ costs about 5-15 MB for 10 s instead of ~600 MB of raw frames.
 A clip for an event covers ``[start, end]`` (``started_at - pre_s`` to the time the event
 was raised ``+ post_s``): :class:`ClipRecorder` copies the frames already buffered from
 ``start`` at once, collects new ones until ``end``, then encodes in a background thread
-with PyAV/libx264 (yuv420p, ``+faststart`` so browsers can play while downloading). The
-MP4 is written to a temporary name and renamed into place when complete.
+(:func:`sitewatch.edge.mp4.write_clip`: H.264, ``+faststart``, renamed into place when
+complete).
 
 Privacy: a recorder can be given a ``filter_factory``; each encoder thread calls it once
 (lazily, so models that must not be shared across threads get one instance per thread)
@@ -20,26 +20,22 @@ and every clip frame goes through the filter before it is encoded (see
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge.snapshots import encode_jpeg
+from sitewatch.edge.mp4 import FrameFilter, write_clip
+from sitewatch.edge.snapshots import encode_jpeg
 
 logger = logging.getLogger(__name__)
-
-#: A per-frame image transform applied before encoding (e.g. blur unknown faces).
-FrameFilter = Callable[[np.ndarray], np.ndarray]
 
 JPEG_QUALITY = 85
 #: Never make a clip longer than this, whatever the event's timing says.
@@ -140,52 +136,6 @@ class FrameRing:
             self._listeners.remove(listener)
 
 
-def write_mp4(
-    frames: Sequence[BufferedFrame],
-    path: Path,
-    *,
-    fps: float = 10.0,
-    frame_filter: FrameFilter | None = None,
-) -> Path:
-    """Encode frames (timestamps kept, as ms pts) to an H.264 yuv420p MP4 with faststart.
-
-    ``frame_filter``, when given, transforms every decoded frame before it is encoded.
-    """
-    import av
-
-    if not frames:
-        raise ValueError(f"no frames for clip {path}")
-    first = frames[0].decode()
-    height, width = first.shape[:2]
-    tmp = path.with_name(f".{path.name}.part")
-    container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
-    try:
-        stream = container.add_stream(
-            "libx264", rate=round(fps), options={"preset": "veryfast", "crf": "26"}
-        )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        t0 = frames[0].captured_at
-        last_pts = -1
-        for item in frames:
-            image = item.decode()
-            if frame_filter is not None:
-                image = frame_filter(image)
-            if image.shape[:2] != (height, width):
-                image = cv2.resize(image, (width, height))
-            av_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            pts = max(last_pts + 1, int((item.captured_at - t0).total_seconds() * 1000))
-            av_frame.pts, av_frame.time_base, last_pts = pts, Fraction(1, 1000), pts
-            container.mux(stream.encode(av_frame))
-        container.mux(stream.encode(None))
-    finally:
-        container.close()
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
-
-
 @dataclass
 class _Pending:
     event_id: str
@@ -266,7 +216,7 @@ class ClipRecorder:
         started = time.perf_counter()
         try:
             frame_filter = self._thread_filter()
-            path = write_mp4(pending.frames, pending.path, fps=self.fps, frame_filter=frame_filter)
+            path = write_clip(pending.frames, pending.path, fps=self.fps, frame_filter=frame_filter)
             logger.info(
                 "clip for event %s: %d frames in %.2f s%s",
                 pending.event_id,

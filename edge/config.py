@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.events import HelmetColour, Identifier, Severity
-from zones.config import CameraZones
+from sitewatch.contract.events import HelmetColour, Identifier, Severity
+from sitewatch.edge.errors import SitewatchError
+from sitewatch.zones.config import CameraZones
 
 DEFAULT_MODEL_PATH = "models/sitewatch-det.onnx"
 
@@ -250,7 +251,7 @@ class SiteConfig(_Strict):
         raise KeyError(f"no camera {camera_id!r} in site {self.site.id!r}")
 
 
-class ConfigError(ValueError):
+class ConfigError(SitewatchError, ValueError):
     """A config file that cannot be used; the message lists every problem with its line."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

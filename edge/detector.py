@@ -23,15 +23,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import ModelConfig
-from edge.detections import CLASS_NAME, PERSON, Detections
+from sitewatch.edge.config import ModelConfig
+from sitewatch.edge.detections import CLASS_NAME, PERSON, Detections
+from sitewatch.edge.errors import SitewatchError
 
 logger = logging.getLogger(__name__)
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 
 
-class ModelError(RuntimeError):
+class ModelError(SitewatchError, RuntimeError):
     """A model file that cannot be used; the message names the file."""
 
 
@@ -203,7 +204,7 @@ class Detector:
     ) -> Detector:
         """One session of the configured model; ``threads`` overrides ``model_cfg.threads``
         (edge.detector_pool.load_detector sets it per session)."""
-        from edge.models import resolve_model_path
+        from sitewatch.edge.models import resolve_model_path
 
         return cls(
             resolve_model_path(model_cfg, config_path),

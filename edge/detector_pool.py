@@ -31,9 +31,9 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from edge.config import ModelConfig
-from edge.detections import Detections
-from edge.detector import Detector
+from sitewatch.edge.config import ModelConfig
+from sitewatch.edge.detections import Detections
+from sitewatch.edge.detector import Detector
 
 logger = logging.getLogger(__name__)
 

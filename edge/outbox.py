@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from edge.events import Event
+from sitewatch.contract.events import Event
+from sitewatch.edge.errors import SitewatchError
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ def _phase_of(body: str) -> str:
     return Event.model_validate_json(body).phase.value
 
 
-class SpoolBusy(RuntimeError):
+class SpoolBusy(SitewatchError, RuntimeError):
     """Another process (or Outbox) holds this spool."""
 
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.attributes import HelmetAttributes
-from edge.config import CameraConfig, SiteConfig
-from edge.detections import CLASS_NAME, HEAD, HELMET, Detections
-from edge.detector_pool import FrameDetector
-from edge.events import Event
-from edge.faces.stage import FaceStage
-from edge.rules.engine import PartyMemberIds, RuleEngine
-from edge.tracking import PersonTracker, subset
+from sitewatch.contract.events import Event
+from sitewatch.edge.attributes import HelmetAttributes
+from sitewatch.edge.config import CameraConfig, SiteConfig
+from sitewatch.edge.detections import CLASS_NAME, HEAD, HELMET, Detections
+from sitewatch.edge.detector_pool import FrameDetector
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.rules.engine import PartyMemberIds, RuleEngine
+from sitewatch.edge.tracking import PersonTracker, subset
 
 logger = logging.getLogger(__name__)
 

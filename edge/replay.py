@@ -20,15 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.annotate import FrameAnnotator
-from edge.config import CameraConfig, PersonRuleConfig, RulesConfig, SiteConfig, SiteInfo
-from edge.detections import Detections
-from edge.detector_pool import DetectionsAhead, DetectorPool, FrameDetector
-from edge.events import Event, EventPhase
-from edge.faces.stage import snapshot_blur
-from edge.pipeline import STAGES, CameraPipeline, FrameResult
-from edge.snapshots import EventRecorder
-from edge.video import FrameSampler, Mp4Writer, Prefetch, VideoError, VideoFrame, VideoReader
+from sitewatch.contract.events import Event, EventPhase
+from sitewatch.edge.annotate import FrameAnnotator
+from sitewatch.edge.config import CameraConfig, PersonRuleConfig, RulesConfig, SiteConfig, SiteInfo
+from sitewatch.edge.detections import Detections
+from sitewatch.edge.detector_pool import DetectionsAhead, DetectorPool, FrameDetector
+from sitewatch.edge.event_sink import EventMediaMaker, EventSink, FolderSink
+from sitewatch.edge.frame_sampler import FrameSampler
+from sitewatch.edge.mp4 import Mp4Writer
+from sitewatch.edge.pipeline import STAGES, CameraPipeline, FrameResult
+from sitewatch.edge.prefetch import Prefetch
+from sitewatch.edge.snapshots import EventRecorder
+from sitewatch.edge.video import VideoError, VideoFrame, VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -120,32 +123,22 @@ class _Inline:
 
 
 class _Outputs:
-    """Snapshots, events.jsonl and the optional MP4 for one replay."""
+    """The replay's event sink (a folder) and its optional annotated MP4."""
 
-    def __init__(
-        self,
-        recorder: EventRecorder,
-        writer: Mp4Writer | None,
-        camera: CameraConfig,
-        blur: Callable[[np.ndarray], np.ndarray] | None = None,
-    ) -> None:
-        self.blur = blur  # privacy: unknown faces in snapshots
-        self.recorder = recorder
+    def __init__(self, sink: EventSink, writer: Mp4Writer | None, camera: CameraConfig) -> None:
+        self.sink = sink
         self.writer = writer
         self.annotator = FrameAnnotator(zones=camera.zones)
         self.persons: Detections = Detections.empty()
 
     def detected(self, image: np.ndarray, frame: FrameResult) -> None:
         self.persons = frame.persons
-        self.record(frame.events, image)
+        for event in frame.events:
+            self.sink.handle(event, image, self.persons, frame.now)
 
-    def record(self, events: list[Event], image: np.ndarray | None) -> None:
+    def ended(self, events: list[Event], now: datetime) -> None:
         for event in events:
-            snapshot = None
-            if image is not None and event.phase is EventPhase.START:
-                private = self.blur(image) if self.blur is not None else image
-                snapshot = self.annotator.draw(private, self.persons, highlight=event)
-            self.recorder.record(event, snapshot)
+            self.sink.handle(event, None, None, now)
 
     def frame(self, frame: VideoFrame) -> None:
         if self.writer is not None:
@@ -190,7 +183,8 @@ def run_replay(
             Mp4Writer(out_dir / ANNOTATED_VIDEO, reader.fps, reader.frame_wh) if annotate else None
         )
         with EventRecorder(out_dir, id_seed=seed) as recorder:
-            outputs = _Outputs(recorder, writer, camera, snapshot_blur(site, pipeline.faces))
+            media = EventMediaMaker(site, camera, pipeline.faces)
+            outputs = _Outputs(FolderSink(recorder, media), writer, camera)
             decoded = _decoded(reader, FrameSampler(fps), annotate, max_seconds)
             frames = (
                 Prefetch(decoded, depth=decode_ahead, name="replay-decode")
@@ -205,7 +199,7 @@ def run_replay(
                 if isinstance(frames, Prefetch):
                     frames.close()  # the thread is done with the reader before it closes
             result.decode_s, result.decode_busy_s = frames.wait_s, frames.busy_s
-            outputs.record(pipeline.finish(last_now), None)
+            outputs.ended(pipeline.finish(last_now), last_now)
             if writer is not None:
                 writer.close()
             result.messages = recorder.messages

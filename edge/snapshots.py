@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.events import Event, EventPhase
-from edge.video import Closing
+from sitewatch.contract.events import Event, EventPhase
+from sitewatch.edge.closing import Closing
 
 logger = logging.getLogger(__name__)
 

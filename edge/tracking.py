@@ -15,8 +15,8 @@ import logging
 import numpy as np
 import trackers
 
-from edge.config import TrackingConfig
-from edge.detections import CLASS_NAME, PERSON, Detections
+from sitewatch.edge.config import TrackingConfig
+from sitewatch.edge.detections import CLASS_NAME, PERSON, Detections
 
 logger = logging.getLogger(__name__)
 

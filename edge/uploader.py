@@ -24,8 +24,9 @@ from typing import Any
 
 import httpx
 
-from edge.config import ServerConnection, resolve_path
-from edge.outbox import Outbox, OutboxItem
+from sitewatch.edge.config import ServerConnection, resolve_path
+from sitewatch.edge.errors import SitewatchError
+from sitewatch.edge.outbox import Outbox, OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ RETRY_STATUS = {401, 408, 425, 429}
 _CONTENT_TYPES = {"clip": "video/mp4"}
 
 
-class TokenError(ValueError):
+class TokenError(SitewatchError, ValueError):
     """No usable device token in the config."""
 
 

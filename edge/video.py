@@ -11,47 +11,25 @@ where it stopped and :attr:`VideoReader.stop_reason` why.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Generic, Self, TypeVar
 
 import av
 import av.error
 import numpy as np
+
+from sitewatch.edge.closing import Closing
+from sitewatch.edge.errors import SitewatchError
 
 logger = logging.getLogger(__name__)
 
 #: Origin of event times when the container has no ``creation_time``.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-T = TypeVar("T")
 
-
-class Closing:
-    """Context-manager protocol for objects with a ``close()``."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class VideoError(RuntimeError):
+class VideoError(SitewatchError, RuntimeError):
     """A video file that cannot be read at all; the message names the file."""
 
 
@@ -191,149 +169,4 @@ class VideoReader(Closing):
         )
 
     def close(self) -> None:
-        self._container.close()
-
-
-class _End:
-    """What the producer thread of :class:`Prefetch` sends last: its error, if any."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-
-class Prefetch(Closing, Generic[T]):
-    """Runs an iterator in a background thread, at most ``depth`` items ahead of its reader.
-
-    Used to decode video while the caller runs the model on earlier frames (PyAV and ONNX
-    Runtime both release the GIL while they work). Items arrive in the iterator's order,
-    so results do not depend on the thread; an exception in the iterator is raised to the
-    reader at the point it happened. Close it (or use it as a context manager) to stop the
-    thread early; ``items`` is only ever advanced by that thread, and is finished or
-    closed by it before :meth:`close` returns, so the resources it reads (a
-    :class:`VideoReader`) can be closed afterwards.
-    """
-
-    def __init__(self, items: Iterator[T], *, depth: int = 4, name: str = "prefetch") -> None:
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        #: Seconds the thread spent producing items, and the reader spent waiting for them.
-        self.busy_s = 0.0
-        self.wait_s = 0.0
-        self._queue: queue.Queue[T | _End] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, args=(items,), name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, items: Iterator[T]) -> None:
-        end = _End(None)
-        try:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    item = next(items)
-                except StopIteration:
-                    break
-                finally:
-                    self.busy_s += time.perf_counter() - started
-                if not self._put(item):
-                    break
-        except BaseException as exc:  # handed to the reader, raised there
-            end = _End(exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-        self._put(end)
-
-    def _put(self, item: T | _End) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        if self._done:
-            raise StopIteration
-        started = time.perf_counter()
-        item = self._queue.get()
-        self.wait_s += time.perf_counter() - started
-        if isinstance(item, _End):
-            self._done = True
-            self._thread.join()
-            if item.error is not None:
-                raise item.error
-            raise StopIteration
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._done = True
-
-
-class FrameSampler:
-    """Chooses the frames to run detection on: at most ``fps`` per second of video time.
-
-    ``fps`` of 0 (or None) selects every frame. Due times lie on a fixed grid from the first
-    frame, so rounding never drifts.
-    """
-
-    def __init__(self, fps: float | None) -> None:
-        self.period_s = 1.0 / fps if fps else 0.0
-        self._first_s: float | None = None
-        self._next_k = 0
-
-    def take(self, time_s: float) -> bool:
-        if self.period_s == 0.0:
-            return True
-        if self._first_s is None:
-            self._first_s = time_s
-        due_s = self._first_s + self._next_k * self.period_s
-        if time_s + 1e-6 < due_s:
-            return False
-        elapsed_periods = int((time_s - self._first_s) / self.period_s + 1e-6)
-        self._next_k = elapsed_periods + 1
-        return True
-
-
-class Mp4Writer(Closing):
-    """Writes BGR frames to an H.264 (yuv420p) MP4 at given times; a context manager.
-
-    Frames keep the times they are given (seconds from the start), so the output plays in
-    step with the source. Odd frame sizes are cropped by one pixel (yuv420p needs even).
-    """
-
-    def __init__(self, path: Path, fps: float, frame_wh: tuple[int, int], crf: int = 23) -> None:
-        self.path = Path(path)
-        self.time_base = Fraction(1, 1000)
-        self._wh = (frame_wh[0] - frame_wh[0] % 2, frame_wh[1] - frame_wh[1] % 2)
-        self._container = av.open(str(self.path), mode="w")
-        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width, self._stream.height = self._wh
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.time_base = self.time_base
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
-        self._last_pts = -1
-
-    def write(self, frame_bgr: np.ndarray, time_s: float) -> None:
-        width, height = self._wh
-        image = np.ascontiguousarray(frame_bgr[:height, :width])
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        pts = max(round(time_s / self.time_base), self._last_pts + 1)
-        frame.pts, frame.time_base = pts, self.time_base
-        self._last_pts = pts
-        self._container.mux(self._stream.encode(frame))
-
-    def close(self) -> None:
-        self._container.mux(self._stream.encode(None))
         self._container.close()

@@ -12,17 +12,17 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from server.api import admin, auth, dashboard, events, hazards, ingest, ops
-from server.api import workers as workers_api
-from server.api.deps import reject_nul_bytes
-from server.db.session import Database
-from server.limits import BodySizeLimitMiddleware
-from server.media import LocalMediaStore, MediaError, MediaStore
-from server.metrics import Metrics, MetricsMiddleware
-from server.security import CookieSigner
-from server.services.errors import ServiceError
-from server.settings import Settings
-from server.throttle import LoginThrottle
+from sitewatch.server.api import admin, auth, dashboard, events, hazards, ingest, ops
+from sitewatch.server.api import workers as workers_api
+from sitewatch.server.api.deps import reject_nul_bytes
+from sitewatch.server.db.session import Database
+from sitewatch.server.limits import BodySizeLimitMiddleware
+from sitewatch.server.media import LocalMediaStore, MediaError, MediaStore
+from sitewatch.server.metrics import Metrics, MetricsMiddleware
+from sitewatch.server.security import CookieSigner
+from sitewatch.server.services.errors import ServiceError
+from sitewatch.server.settings import Settings
+from sitewatch.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ def _install_ui(app: FastAPI) -> None:
     The UI package either provides ``install(app)`` or a ``ui_router`` (then its
     ``static/`` folder, if any, is served at ``/ui/static`` under the name ``ui_static``).
     """
-    if importlib.util.find_spec("server.ui") is None:
-        logger.info("server.ui not installed; serving the API only")
+    if importlib.util.find_spec("sitewatch.server.ui") is None:
+        logger.info("sitewatch.server.ui not installed; serving the API only")
         return
-    ui = importlib.import_module("server.ui")
+    ui = importlib.import_module("sitewatch.server.ui")
     install = getattr(ui, "install", None)
     if install is not None:
         install(app)
@@ -107,8 +107,8 @@ def _install_ui(app: FastAPI) -> None:
 def app_from_env() -> FastAPI:
     """An app from SITEWATCH_* settings (and SITEWATCH_CONFIG): for
     ``uvicorn --factory server.app:app_from_env`` and multi-worker runs."""
-    from server.logging_setup import configure_logging
-    from server.settings import load_settings
+    from sitewatch.server.logging_setup import configure_logging
+    from sitewatch.server.settings import load_settings
 
     settings = load_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)

@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from server.localtime import zone as parse_zone
+from sitewatch.server.localtime import zone as parse_zone
 
 MIB = 1024 * 1024
 

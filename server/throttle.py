@@ -12,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 
-from server.services.errors import ServiceError
+from sitewatch.server.services.errors import ServiceError
 
 
 class TooManyAttempts(ServiceError):

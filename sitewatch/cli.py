@@ -24,7 +24,7 @@ def config_check(
     """Validate site config files without running anything; exit 1 if any is broken."""
     from rich.markup import escape
 
-    from edge.config import ConfigError, load_config
+    from sitewatch.edge.config import ConfigError, load_config
 
     failed = False
     for path in files:

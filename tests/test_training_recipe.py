@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from scripts.train import prepare_data
 from tests.conftest import PROJECT_ROOT, shared_file
-
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-
-import prepare_data
 
 
 def test_class_mapping_of_both_sets(tmp_path: Path) -> None:
@@ -30,8 +26,9 @@ def test_class_mapping_of_both_sets(tmp_path: Path) -> None:
 
 def test_repeat_class_images_lists_rare_class_images_again(tmp_path: Path) -> None:
     pytest.importorskip("yaml")
-    import train_detector
     import yaml
+
+    from scripts.train import train_detector
 
     for split in ("train", "val"):
         (tmp_path / "images" / split).mkdir(parents=True)
@@ -66,7 +63,7 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
     data_root = shared_file("data/helmet-colour").parent
     person_model = shared_file("models/yolov8n-coco-int8.onnx")
     source = shared_file("models/yolov5n-coco.pt")
-    import train_detector
+    from scripts.train import train_detector
 
     out = tmp_path / "data"
     counts = prepare_data.prepare(
@@ -90,7 +87,7 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
     )
     best = run / "weights" / "last.pt"
     assert best.exists()
-    import export_detector
+    from scripts.train import export_detector
 
     onnx_path = tmp_path / "det.onnx"
     export_detector.export(best, onnx_path, imgsz=64)
@@ -113,9 +110,10 @@ def test_onnx_to_checkpoint_rebuilds_the_shipped_detector() -> None:
     and survives the trainer's weight transfer (every tensor, class branch width kept)."""
     pytest.importorskip("ultralytics")
     import numpy as np
-    import onnx_to_checkpoint as o2c
     import onnxruntime as ort
     import torch
+
+    from scripts.train import onnx_to_checkpoint as o2c
 
     shipped = PROJECT_ROOT / "models" / "sitewatch-det.onnx"
     key = next(
@@ -146,13 +144,13 @@ def test_onnx_to_checkpoint_rebuilds_the_shipped_detector() -> None:
 
 
 def test_int8_detector_finds_what_the_fp32_one_finds(tmp_path: Path) -> None:
-    """scripts/quantize_detector.py on a few real images, then both models on real frames:
+    """scripts/train/quantize_detector.py on a few real images, then both models on real frames:
     the int8 model keeps the metadata and finds the fp32 model's people (IoU >= 0.7)."""
     import cv2
-    import quantize_detector
     import supervision as sv
 
-    from edge.detector import Detector
+    from scripts.train import quantize_detector
+    from sitewatch.edge.detector import Detector
 
     images = sorted(shared_file("data/helmet-colour/images").glob("*.jpg"))[:8]
     fp32_path = PROJECT_ROOT / "models" / "sitewatch-det.onnx"

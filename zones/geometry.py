@@ -29,7 +29,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from zones.config import CameraZones, GroundCalibration, NormPoint
+from sitewatch.zones.config import CameraZones, GroundCalibration, NormPoint
 
 logger = logging.getLogger(__name__)
 

@@ -16,23 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import CameraConfig, SiteConfig
-from edge.detections import Detections
-from edge.detector import Detector
-from edge.detector_pool import FrameDetector
-from edge.evaluation.event_matching import (
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.config import CameraConfig, SiteConfig
+from sitewatch.edge.detections import Detections
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.detector_pool import FrameDetector
+from sitewatch.edge.evaluation.event_matching import (
     Interval,
     RuleScore,
     match_events,
     predicted_intervals,
     true_intervals,
 )
-from edge.evaluation.events_truth import EventTruth, TruthError, resolve_relative
-from edge.events import RuleKind
-from edge.models import shared_root
-from edge.replay import ReplayResult, run_replay
-from edge.tracking import subset
-from edge.video import VideoReader
+from sitewatch.edge.evaluation.events_truth import EventTruth, TruthError, resolve_relative
+from sitewatch.edge.replay import ReplayResult, run_replay
+from sitewatch.edge.tracking import subset
+from sitewatch.edge.video import VideoReader
+from sitewatch.resources import shared_root
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from datetime import datetime
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from edge.evaluation.events_truth import TrueEvent
-from edge.events import Event, RuleKind
+from sitewatch.contract.events import Event, RuleKind
+from sitewatch.edge.evaluation.events_truth import TrueEvent
 
 #: Overlap bonus so that intervals that only touch (zero-length overlap) still match.
 _TOUCH_S = 1e-6

@@ -21,10 +21,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.events import RuleKind
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.errors import SitewatchError
 
 
-class TruthError(ValueError):
+class TruthError(SitewatchError, ValueError):
     """A truth file that cannot be used; the message names the file and the entry."""
 
 

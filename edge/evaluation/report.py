@@ -21,12 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from edge.evaluation.evaluate import VideoEvaluation
-from edge.evaluation.event_matching import Interval
+from sitewatch.edge.evaluation.evaluate import VideoEvaluation
+from sitewatch.edge.evaluation.event_matching import Interval
+from sitewatch.resources import model_file
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_COLOUR_METRICS = Path(__file__).resolve().parents[2] / "models/helmet-colour-metrics.json"
+DEFAULT_COLOUR_METRICS = model_file("helmet-colour-metrics.json")
 
 COLUMNS = ("rule", "true", "predicted", "tp", "fp", "duplicates", "fn", "precision", "recall", "f1")
 
@@ -120,7 +121,7 @@ def plot_pr(points: list[VideoEvaluation], path: Path) -> None:
 
 def load_colour_confusions(path: Path) -> dict[str, dict[str, dict[str, int]]]:
     """``{method: {true colour: {predicted colour: count}}}`` from a helmet colour metrics
-    JSON (models/helmet-colour-metrics.json, written by scripts/train_helmet_colour.py)."""
+    JSON (models/helmet-colour-metrics.json, written by scripts/train/train_helmet_colour.py)."""
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

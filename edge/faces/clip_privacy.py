@@ -6,7 +6,7 @@ thread calls once (see :class:`edge.clips.ClipRecorder`) to get its own detector
 embedder. The register is the face stage's, looked up on every frame, so enrolments,
 removals and a register swapped by the sync apply to the next frame.
 
-Cost (scripts/bench_clip_privacy.py, 100 frames 848x480, 2 contended cores): a 10 s clip
+Cost (scripts/bench/clip_privacy.py, 100 frames 848x480, 2 contended cores): a 10 s clip
 at 10 fps takes ~1.1 s to encode with privacy off, ~3.1 s with nobody enrolled (one YuNet
 pass a frame, ~20 ms) and ~7.6 s with a worker enrolled (each face is also embedded with
 SFace to check whether it is his), all on the encoder thread, off the camera's path.
@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge.config import SiteConfig
-from edge.faces.detection import FaceDetector
-from edge.faces.embedding import FaceEmbedder
-from edge.faces.privacy import FacePrivacy
-from edge.faces.stage import FaceStage
+from sitewatch.edge.config import SiteConfig
+from sitewatch.edge.faces.detection import FaceDetector
+from sitewatch.edge.faces.embedding import FaceEmbedder
+from sitewatch.edge.faces.privacy import FacePrivacy
+from sitewatch.edge.faces.stage import FaceStage
 
 FrameFilter = Callable[[np.ndarray], np.ndarray]
 

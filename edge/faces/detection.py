@@ -9,22 +9,22 @@ are scaled up before detection (YuNet finds faces from about 10 px of its input,
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from sitewatch.edge.errors import SitewatchError
+from sitewatch.resources import SHARED_ENV, shared_root
+
 logger = logging.getLogger(__name__)
 
 DETECTOR_MODEL = "face_detection_yunet_2026may.onnx"
 RECOGNIZER_MODEL = "face_recognition_sface_2021dec_int8bq.onnx"
-SHARED_ENV = "SITEWATCH_SHARED"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class FaceModelError(FileNotFoundError):
+class FaceModelError(SitewatchError, FileNotFoundError):
     """A face model file that is not where the config or the environment says."""
 
 
@@ -58,9 +58,7 @@ def resolve_model(name: str, models_dir: str | Path | None = None) -> Path:
     if models_dir:
         candidates.append(Path(models_dir).expanduser() / name)
     else:
-        if os.environ.get(SHARED_ENV):
-            candidates.append(Path(os.environ[SHARED_ENV]).expanduser() / "models" / name)
-        candidates.append(_REPO_ROOT.parent / "shared" / "models" / name)
+        candidates.append(shared_root() / "models" / name)
     for path in candidates:
         if path.is_file():
             return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.faces.detection import Face
+from sitewatch.edge.faces.detection import Face
 
 logger = logging.getLogger(__name__)
 

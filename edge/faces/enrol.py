@@ -12,14 +12,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.faces.detection import Face, FaceDetector
-from edge.faces.embedding import FaceEmbedder
-from edge.faces.tracks import FaceRegister
+from sitewatch.edge.errors import SitewatchError
+from sitewatch.edge.faces.detection import Face, FaceDetector
+from sitewatch.edge.faces.embedding import FaceEmbedder
+from sitewatch.edge.faces.tracks import FaceRegister
 
 logger = logging.getLogger(__name__)
 
 
-class EnrolmentError(ValueError):
+class EnrolmentError(SitewatchError, ValueError):
     """A photo that cannot enrol anyone (unreadable, no face)."""
 
 

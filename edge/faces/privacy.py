@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.faces.detection import Face, FaceDetector
-from edge.faces.embedding import FaceEmbedder
-from edge.faces.tracks import FaceRegister
+from sitewatch.edge.faces.detection import Face, FaceDetector
+from sitewatch.edge.faces.embedding import FaceEmbedder
+from sitewatch.edge.faces.tracks import FaceRegister
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.faces.sync import RegisterSync, RegisterSyncError, SyncResult
-from edge.faces.tracks import FaceRegister
+from sitewatch.edge.faces.sync import RegisterSync, RegisterSyncError, SyncResult
+from sitewatch.edge.faces.tracks import FaceRegister
 
 logger = logging.getLogger(__name__)
 

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import FacesConfig, SiteConfig, resolve_path
-from edge.detections import WORKER_ID, Detections
-from edge.faces.detection import (
+from sitewatch.edge.config import FacesConfig, SiteConfig, resolve_path
+from sitewatch.edge.detections import WORKER_ID, Detections
+from sitewatch.edge.faces.detection import (
     DETECTOR_MODEL,
     RECOGNIZER_MODEL,
     Face,
     FaceDetector,
     resolve_model,
 )
-from edge.faces.embedding import FaceEmbedder
-from edge.faces.privacy import FacePrivacy
-from edge.faces.tracks import FaceRegister, FaceTracks
-from edge.tracking import subset
+from sitewatch.edge.faces.embedding import FaceEmbedder
+from sitewatch.edge.faces.privacy import FacePrivacy
+from sitewatch.edge.faces.tracks import FaceRegister, FaceTracks
+from sitewatch.edge.tracking import subset
 
 logger = logging.getLogger(__name__)
 

@@ -20,16 +20,19 @@ from typing import Any
 
 import httpx
 import numpy as np
+from pydantic import ValidationError
 
-from edge.faces.embedding import EMBEDDING_DIM
-from edge.faces.tracks import FaceRegister
+from sitewatch.contract.register import RegisterOut
+from sitewatch.edge.errors import SitewatchError
+from sitewatch.edge.faces.embedding import EMBEDDING_DIM
+from sitewatch.edge.faces.tracks import FaceRegister
 
 logger = logging.getLogger(__name__)
 
 REGISTER_PATH = "/api/v1/register"
 
 
-class RegisterSyncError(RuntimeError):
+class RegisterSyncError(SitewatchError, RuntimeError):
     """The server could not be asked, or answered something unusable."""
 
 
@@ -92,19 +95,19 @@ class RegisterSync:
         return self.apply(feed)
 
     def apply(self, feed: dict[str, Any]) -> SyncResult:
-        """Apply one feed answer (see the server's ``RegisterOut``) and save the file."""
+        """Apply one feed answer (``sitewatch.contract.register.RegisterOut``), save the file."""
         try:
-            version, full = int(feed["version"]), bool(feed["full"])
-            workers, removed = list(feed["workers"]), [str(w) for w in feed["removed"]]
+            answer = RegisterOut.model_validate(feed)
+            version, full, removed = answer.version, answer.full, answer.removed
             updates = {
-                str(w["worker_id"]): (
-                    [np.asarray(e, np.float32).reshape(EMBEDDING_DIM) for e in w["embeddings"]],
-                    bool(w["is_party_member"]),
-                    str(w.get("name", "")),
+                w.worker_id: (
+                    [np.asarray(e, np.float32).reshape(EMBEDDING_DIM) for e in w.embeddings],
+                    w.is_party_member,
+                    w.name,
                 )
-                for w in workers
+                for w in answer.workers
             }
-        except (KeyError, TypeError, ValueError) as exc:
+        except (ValidationError, ValueError) as exc:
             raise RegisterSyncError(f"register sync: malformed answer ({exc})") from exc
         with self._lock:
             register = FaceRegister() if full else _copy(self.register)

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.faces.detection import Face
-from edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, EMBEDDING_DIM, normalise
+from sitewatch.edge.faces.detection import Face
+from sitewatch.edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, EMBEDDING_DIM, normalise
 
 logger = logging.getLogger(__name__)
 

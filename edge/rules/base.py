@@ -31,12 +31,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from edge.config import RuleConfig
-from edge.events import Event, EventPhase, HelmetColour, HelmetState, RuleKind, Severity
+from sitewatch.contract.events import (
+    Event,
+    EventPhase,
+    HelmetColour,
+    HelmetState,
+    RuleKind,
+    Severity,
+)
+from sitewatch.edge.config import RuleConfig
 
 if TYPE_CHECKING:
-    from edge.rules.frame import PersonFrame
-    from zones.geometry import CameraGeometry
+    from sitewatch.edge.rules.frame import PersonFrame
+    from sitewatch.zones.geometry import CameraGeometry
 
 HazardKey = tuple[int | None, str | None]
 

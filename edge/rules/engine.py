@@ -14,18 +14,18 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from edge.config import CameraConfig, SiteConfig
-from edge.detections import Detections
-from edge.events import Event
-from edge.rules.base import EventContext, Rule
-from edge.rules.fall_edge import FallEdgeRule
-from edge.rules.frame import PersonFrame
-from edge.rules.no_helmet import NoHelmetRule
-from edge.rules.party_member_helmet import PartyMemberHelmetRule
-from edge.rules.person import PersonRule
-from edge.rules.post_unattended import PostUnattendedRule
-from edge.rules.restricted_zone import RestrictedZoneRule
-from zones.geometry import CameraGeometry
+from sitewatch.contract.events import Event
+from sitewatch.edge.config import CameraConfig, SiteConfig
+from sitewatch.edge.detections import Detections
+from sitewatch.edge.rules.base import EventContext, Rule
+from sitewatch.edge.rules.fall_edge import FallEdgeRule
+from sitewatch.edge.rules.frame import PersonFrame
+from sitewatch.edge.rules.no_helmet import NoHelmetRule
+from sitewatch.edge.rules.party_member_helmet import PartyMemberHelmetRule
+from sitewatch.edge.rules.person import PersonRule
+from sitewatch.edge.rules.post_unattended import PostUnattendedRule
+from sitewatch.edge.rules.restricted_zone import RestrictedZoneRule
+from sitewatch.zones.geometry import CameraGeometry
 
 logger = logging.getLogger(__name__)
 

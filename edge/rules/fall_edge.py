@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.config import FallEdgeRuleConfig
-from edge.events import HelmetState, RuleKind
-from edge.rules.base import HazardKey, Sighting, ZoneRule
-from edge.rules.frame import PersonFrame
+from sitewatch.contract.events import HelmetState, RuleKind
+from sitewatch.edge.config import FallEdgeRuleConfig
+from sitewatch.edge.rules.base import HazardKey, Sighting, ZoneRule
+from sitewatch.edge.rules.frame import PersonFrame
 
 
 class FallEdgeRule(ZoneRule):

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.detections import (
+from sitewatch.contract.events import HelmetColour, HelmetState, Severity
+from sitewatch.edge.detections import (
     CLASS_NAME,
     HELMET_COLOUR,
     HELMET_STATE,
@@ -24,9 +25,8 @@ from edge.detections import (
     WORKER_ID,
     Detections,
 )
-from edge.events import HelmetColour, HelmetState, Severity
-from edge.rules.base import Sighting
-from zones.geometry import feet_anchors_norm
+from sitewatch.edge.rules.base import Sighting
+from sitewatch.zones.geometry import feet_anchors_norm
 
 logger = logging.getLogger(__name__)
 

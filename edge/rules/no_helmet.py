@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.events import HelmetState, RuleKind
-from edge.rules.base import HazardKey, Rule, Sighting
-from edge.rules.frame import PersonFrame
+from sitewatch.contract.events import HelmetState, RuleKind
+from sitewatch.edge.rules.base import HazardKey, Rule, Sighting
+from sitewatch.edge.rules.frame import PersonFrame
 
 
 class NoHelmetRule(Rule):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from edge.config import RuleConfig
-from edge.events import HelmetColour, HelmetState, RuleKind
-from edge.rules.base import EventContext, HazardKey, Rule, Sighting
-from edge.rules.frame import PersonFrame
+from sitewatch.contract.events import HelmetColour, HelmetState, RuleKind
+from sitewatch.edge.config import RuleConfig
+from sitewatch.edge.rules.base import EventContext, HazardKey, Rule, Sighting
+from sitewatch.edge.rules.frame import PersonFrame
 
 
 class PartyMemberHelmetRule(Rule):

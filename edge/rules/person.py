@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.events import RuleKind
-from edge.rules.base import HazardKey, Rule, Sighting
-from edge.rules.frame import PersonFrame
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.rules.base import HazardKey, Rule, Sighting
+from sitewatch.edge.rules.frame import PersonFrame
 
 
 class PersonRule(Rule):

@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from edge.config import PostRuleConfig, WorkingHours
-from edge.events import RuleKind
-from edge.rules.base import EventContext, HazardKey, Sighting, ZoneRule
-from edge.rules.frame import PersonFrame
-from zones.geometry import CameraGeometry
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.config import PostRuleConfig, WorkingHours
+from sitewatch.edge.rules.base import EventContext, HazardKey, Sighting, ZoneRule
+from sitewatch.edge.rules.frame import PersonFrame
+from sitewatch.zones.geometry import CameraGeometry
 
 
 def is_working_time(now: datetime, hours: list[WorkingHours], timezone: ZoneInfo) -> bool:

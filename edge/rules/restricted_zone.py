@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge.events import RuleKind
-from edge.rules.base import HazardKey, Sighting, ZoneRule
-from edge.rules.frame import PersonFrame
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.rules.base import HazardKey, Sighting, ZoneRule
+from sitewatch.edge.rules.frame import PersonFrame
 
 
 class RestrictedZoneRule(ZoneRule):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from server.api.deps import AdminUser, DbSession
-from server.api.schemas import (
+from sitewatch.server.api.deps import AdminUser, DbSession
+from sitewatch.server.api.schemas import (
     DeviceIn,
     DeviceOut,
     NewDeviceOut,
@@ -17,8 +17,8 @@ from server.api.schemas import (
     UserOut,
     UserPatch,
 )
-from server.db.models import User
-from server.services import admin
+from sitewatch.server.db.models import User
+from sitewatch.server.services import admin
 
 #: Database ids are 32-bit on PostgreSQL; larger ones are refused before any query.
 DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]

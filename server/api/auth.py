@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from server.api.deps import CurrentSession, DbSession, end_session, start_session
-from server.api.schemas import LoginIn, Me
-from server.db.models import UserSession
+from sitewatch.server.api.deps import CurrentSession, DbSession, end_session, start_session
+from sitewatch.server.api.schemas import LoginIn, Me
+from sitewatch.server.db.models import UserSession
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

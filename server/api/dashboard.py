@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.api.deps import CurrentUser, DbSession, SettingsDep
-from server.localtime import zone
-from server.services.dashboard import Dashboard, dashboard
-from server.services.errors import Invalid
+from sitewatch.server.api.deps import CurrentUser, DbSession, SettingsDep
+from sitewatch.server.localtime import zone
+from sitewatch.server.services.dashboard import Dashboard, dashboard
+from sitewatch.server.services.errors import Invalid
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 

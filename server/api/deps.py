@@ -15,18 +15,18 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.orm import Session
 
-from server.db.models import Device, Role, User, UserSession
-from server.media import MediaStore
-from server.security import (
+from sitewatch.server.db.models import Device, Role, User, UserSession
+from sitewatch.server.media import MediaStore
+from sitewatch.server.security import (
     CSRF_FORM_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
     CookieSigner,
     csrf_matches,
 )
-from server.services import admin, auth
-from server.settings import Settings
-from server.throttle import LoginThrottle
+from sitewatch.server.services import admin, auth
+from sitewatch.server.settings import Settings
+from sitewatch.server.throttle import LoginThrottle
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import Response
 
-from server.api.deps import CurrentUser, DbSession, StoreDep
-from server.api.schemas import EventOut, EventPage, VerdictIn
-from server.db.models import EventRecord, MediaKind
-from server.services import events, export
-from server.services.errors import NotFound
-from server.services.events import MAX_PAGE_SIZE, EventFilter
-from server.services.media import get_media
+from sitewatch.server.api.deps import CurrentUser, DbSession, StoreDep
+from sitewatch.server.api.schemas import EventOut, EventPage, VerdictIn
+from sitewatch.server.db.models import EventRecord, MediaKind
+from sitewatch.server.services import events, export
+from sitewatch.server.services.errors import NotFound
+from sitewatch.server.services.events import MAX_PAGE_SIZE, EventFilter
+from sitewatch.server.services.media import get_media
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])

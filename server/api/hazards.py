@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from server.api.deps import CurrentUser, DbSession, SettingsDep, StoreDep
-from server.api.schemas import AssignIn, AuditOut, DecisionIn, HazardOut
-from server.db.models import Hazard, HazardStatus, MediaKind
-from server.services import audit, hazards
-from server.services.media import receive_media
+from sitewatch.server.api.deps import CurrentUser, DbSession, SettingsDep, StoreDep
+from sitewatch.server.api.schemas import AssignIn, AuditOut, DecisionIn, HazardOut
+from sitewatch.server.db.models import Hazard, HazardStatus, MediaKind
+from sitewatch.server.services import audit, hazards
+from sitewatch.server.services.media import receive_media
 
 router = APIRouter(prefix="/api/v1", tags=["hazards"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}

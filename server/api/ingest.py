@@ -9,13 +9,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Path, Request, Response, UploadFile, status
 
-from edge.events import Event
-from server.api.deps import CurrentDevice, DbSession, SettingsDep, StoreDep
-from server.api.schemas import Heartbeat, IngestResult, MediaResult
-from server.db.models import MediaKind
-from server.metrics import Metrics
-from server.services import admin, events
-from server.services.media import device_event, receive_media, store_media
+from sitewatch.contract.events import Event
+from sitewatch.contract.heartbeat import Heartbeat
+from sitewatch.server.api.deps import CurrentDevice, DbSession, SettingsDep, StoreDep
+from sitewatch.server.api.schemas import IngestResult, MediaResult
+from sitewatch.server.db.models import MediaKind
+from sitewatch.server.metrics import Metrics
+from sitewatch.server.services import admin, events
+from sitewatch.server.services.media import device_event, receive_media, store_media
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["ingest"])

@@ -1,4 +1,8 @@
-"""Request and response bodies of the JSON API (the ingest body is ``edge.events.Event``)."""
+"""Request and response bodies of the JSON API.
+
+The ingest body is ``sitewatch.contract.events.Event``, heartbeats are in
+``sitewatch.contract.heartbeat``: the box <-> server contract both sides import.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.db.models import (
+from sitewatch.server.db.models import (
     DismissReason,
     EventStatus,
     HazardStatus,
@@ -37,23 +41,6 @@ class MediaResult(BaseModel):
     sha256: str
     content_type: str
     changed: bool
-
-
-class CameraStatus(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    camera_id: str = Field(max_length=64)
-    online: bool
-    since: datetime | None = None
-    fps: float | None = Field(default=None, ge=0)
-
-
-class Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    cameras: list[CameraStatus] = Field(default_factory=list, max_length=256)
-    queue_depth: int = Field(default=0, ge=0)
-    version: str = Field(default="", max_length=64)
 
 
 class MediaOut(Public):

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import CurrentDevice, CurrentUser, DbSession, SettingsDep
-from server.db.workers import Worker
-from server.services import workers
-from server.settings import Settings
+from sitewatch.contract.register import RegisterOut, RegisterWorker
+from sitewatch.server.api.deps import CurrentDevice, CurrentUser, DbSession, SettingsDep
+from sitewatch.server.db.workers import Worker
+from sitewatch.server.services import workers
+from sitewatch.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}, 422: {}}
@@ -40,22 +41,6 @@ class WorkerPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     team: str | None = Field(default=None, max_length=200)
     is_party_member: bool | None = None
-
-
-class RegisterWorker(BaseModel):
-    worker_id: str
-    name: str
-    is_party_member: bool
-    embeddings: list[list[float]]
-
-
-class RegisterOut(BaseModel):
-    version: int
-    #: True: replace the local register with ``workers``; false: apply the changes.
-    full: bool
-    workers: list[RegisterWorker]
-    #: Worker ids removed (changed since ``since_version``; every removed one when full).
-    removed: list[str]
 
 
 def worker_out(worker: Worker) -> WorkerOut:

@@ -23,13 +23,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.db.types import UTCDateTime, utcnow
-
-
-class Base(DeclarativeBase):
-    pass
+from sitewatch.server.db.base import Base
+from sitewatch.server.db.types import UTCDateTime, utcnow
 
 
 def _enum(enum_cls: type[Enum]) -> SAEnum:
@@ -148,7 +145,7 @@ class Device(Base):
 
 
 class EventRecord(Base):
-    """One safety event (edge/events.py ``Event``) plus its review state."""
+    """One safety event (sitewatch/contract/events.py ``Event``) plus its review state."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -264,8 +261,3 @@ class AuditEntry(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str | None] = mapped_column(String(64), index=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-
-
-# The worker register (issue 6) lives in server/db/workers.py; imported here so that
-# Alembic and ``Base.metadata`` see its tables.
-from server.db.workers import RegisterVersion, Worker, WorkerEmbedding  # noqa: E402, F401

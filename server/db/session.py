@@ -57,9 +57,11 @@ def make_engine(
 
 def alembic_config(engine: Engine) -> Config:
     """Alembic configuration from the ini file shipped inside the package."""
-    ini = resources.files("server") / "alembic.ini"
+    ini = resources.files("sitewatch.server") / "alembic.ini"
     config = Config(str(ini))
-    config.set_main_option("script_location", str(resources.files("server") / "migrations"))
+    config.set_main_option(
+        "script_location", str(resources.files("sitewatch.server") / "migrations")
+    )
     config.attributes["engine"] = engine
     return config
 

@@ -1,7 +1,7 @@
 """The worker register (issue 6): enrolled workers, their face embeddings, and the
 per-site register version that edge boxes sync from.
 
-Imported at the end of :mod:`server.db.models` so the tables are in ``Base.metadata``.
+Its tables join ``Base.metadata`` with the others in :mod:`sitewatch.server.db.tables`.
 Photos are never stored: the server computes the embeddings and drops the upload.
 """
 
@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.db.models import Base
-from server.db.types import UTCDateTime, utcnow
+from sitewatch.server.db.base import Base
+from sitewatch.server.db.types import UTCDateTime, utcnow
 
 
 class RegisterVersion(Base):

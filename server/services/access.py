@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.orm import QueryableAttribute
 
-from server.db.models import Role, User
-from server.services.errors import Forbidden, NotFound
+from sitewatch.server.db.models import Role, User
+from sitewatch.server.services.errors import Forbidden, NotFound
 
 
 def visible_site_ids(user: User) -> set[str] | None:

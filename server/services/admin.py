@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.db.models import Device, Role, Site, User
-from server.db.types import utcnow
-from server.security import hash_password, hash_token, new_device_token
-from server.services import audit
-from server.services.access import require_admin
-from server.services.errors import Conflict, Invalid, NotFound
+from sitewatch.server.db.models import Device, Role, Site, User
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.security import hash_password, hash_token, new_device_token
+from sitewatch.server.services import audit
+from sitewatch.server.services.access import require_admin
+from sitewatch.server.services.errors import Conflict, Invalid, NotFound
 
 
 def _admin_or_cli(actor: User | None) -> None:

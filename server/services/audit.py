@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db.models import AuditEntry, Device, User
-from server.db.types import utcnow
-from server.services.access import site_filter
+from sitewatch.server.db.models import AuditEntry, Device, User
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.services.access import site_filter
 
 Actor = User | Device | None
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from server.db.models import User, UserSession
-from server.db.types import utcnow
-from server.security import (
+from sitewatch.server.db.models import User, UserSession
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.security import (
     hash_password,
     hash_token,
     new_csrf_token,

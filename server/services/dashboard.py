@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from edge.events import RuleKind
-from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, User
-from server.db.types import utcnow
-from server.localtime import local_day
-from server.services.access import site_filter
-from server.services.hazards import OPEN_STATES
-from server.services.validation import utc
+from sitewatch.contract.events import RuleKind
+from sitewatch.server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, User
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.localtime import local_day
+from sitewatch.server.services.access import site_filter
+from sitewatch.server.services.hazards import OPEN_STATES
+from sitewatch.server.services.validation import utc
 
 
 class DayStats(BaseModel):

@@ -12,8 +12,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from edge.events import Event, EventPhase, RuleKind, Severity
-from server.db.models import (
+from sitewatch.contract.events import Event, EventPhase, RuleKind, Severity
+from sitewatch.server.db.models import (
     Device,
     DismissReason,
     EventRecord,
@@ -21,11 +21,11 @@ from server.db.models import (
     ReviewStatus,
     User,
 )
-from server.db.types import as_utc, utcnow
-from server.services import audit
-from server.services.access import require_reviewer, require_site, site_filter
-from server.services.errors import Conflict, Forbidden, Invalid, NotFound
-from server.services.validation import check_event, text, utc
+from sitewatch.server.db.types import as_utc, utcnow
+from sitewatch.server.services import audit
+from sitewatch.server.services.access import require_reviewer, require_site, site_filter
+from sitewatch.server.services.errors import Conflict, Forbidden, Invalid, NotFound
+from sitewatch.server.services.validation import check_event, text, utc
 
 T = TypeVar("T")
 _PHASE_RANK = {EventPhase.START.value: 0, EventPhase.UPDATE.value: 1, EventPhase.END.value: 2}

@@ -9,8 +9,8 @@ from datetime import datetime, tzinfo
 
 from sqlalchemy.orm import Session
 
-from server.db.models import EventRecord, User
-from server.services.events import EventFilter, filtered_query
+from sitewatch.server.db.models import EventRecord, User
+from sitewatch.server.services.events import EventFilter, filtered_query
 
 MAX_EXPORT_ROWS = 100_000
 COLUMNS = (

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db.models import (
+from sitewatch.server.db.models import (
     EventRecord,
     Hazard,
     HazardStatus,
@@ -16,14 +16,14 @@ from server.db.models import (
     ReviewStatus,
     User,
 )
-from server.db.types import utcnow
-from server.media import MediaStore, ReceivedFile
-from server.services import audit
-from server.services.access import require_reviewer, site_filter
-from server.services.errors import Conflict, Invalid, NotFound, ServiceError
-from server.services.events import get_event
-from server.services.media import store_media
-from server.services.validation import text, utc
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.media import MediaStore, ReceivedFile
+from sitewatch.server.services import audit
+from sitewatch.server.services.access import require_reviewer, site_filter
+from sitewatch.server.services.errors import Conflict, Invalid, NotFound, ServiceError
+from sitewatch.server.services.events import get_event
+from sitewatch.server.services.media import store_media
+from sitewatch.server.services.validation import text, utc
 
 #: States in which the site still has to act.
 OPEN_STATES = (HazardStatus.ASSIGNED, HazardStatus.REJECTED)

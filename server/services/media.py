@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.db.models import Device, EventRecord, Media, MediaKind, User
-from server.db.types import utcnow
-from server.media import JPEG, MP4, ContentKind, MediaStore, ReceivedFile, receive_upload
-from server.services.errors import Forbidden, NotFound
-from server.services.events import get_event
-from server.settings import Settings
+from sitewatch.server.db.models import Device, EventRecord, Media, MediaKind, User
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.media import JPEG, MP4, ContentKind, MediaStore, ReceivedFile, receive_upload
+from sitewatch.server.services.errors import Forbidden, NotFound
+from sitewatch.server.services.events import get_event
+from sitewatch.server.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db.models import EventRecord, Media, MediaKind, ReviewStatus
-from server.db.types import as_utc, utcnow
-from server.media import MediaStore
-from server.services import audit
+from sitewatch.server.db.models import EventRecord, Media, MediaKind, ReviewStatus
+from sitewatch.server.db.types import as_utc, utcnow
+from sitewatch.server.media import MediaStore
+from sitewatch.server.services import audit
 
 logger = logging.getLogger(__name__)
 

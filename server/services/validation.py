@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from edge.events import Event
-from server.db.types import as_utc
-from server.services.errors import Invalid
+from sitewatch.contract.events import Event
+from sitewatch.server.db.types import as_utc
+from sitewatch.server.services.errors import Invalid
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

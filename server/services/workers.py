@@ -14,18 +14,28 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from server.db.models import Device, Site, User
-from server.db.types import as_utc, utcnow
-from server.db.workers import RegisterVersion, Worker, WorkerEmbedding
-from server.services import audit
-from server.services.access import require_admin, require_reviewer, require_site, site_filter
-from server.services.errors import Conflict, Invalid, NotFound, ServiceError
+from sitewatch.server.db.models import Device, Site, User
+from sitewatch.server.db.types import as_utc, utcnow
+from sitewatch.server.db.workers import RegisterVersion, Worker, WorkerEmbedding
+from sitewatch.server.services import audit
+from sitewatch.server.services.access import (
+    require_admin,
+    require_reviewer,
+    require_site,
+    site_filter,
+)
+from sitewatch.server.services.errors import Conflict, Invalid, NotFound, ServiceError
+
+if TYPE_CHECKING:  # types only: the models are imported by load_face_models()
+    from sitewatch.edge.faces.detection import FaceDetector
+    from sitewatch.edge.faces.embedding import FaceEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +71,25 @@ class RegisterFeed:
     removed: list[str] = field(default_factory=list)
 
 
+def load_face_models() -> tuple[FaceDetector, FaceEmbedder]:
+    """YuNet + SFace from the edge's face package: the only edge code the server uses.
+
+    Raises FaceModelsMissing (naming the paths tried) when the model files are absent.
+    """
+    from sitewatch.edge.faces.detection import FaceModelError
+    from sitewatch.edge.faces.models import load_face_models as load_edge_face_models
+
+    try:
+        return load_edge_face_models()
+    except FaceModelError as exc:
+        raise FaceModelsMissing(f"face enrolment is not available on this server: {exc}") from None
+
+
 class PhotoEmbedder:
-    """YuNet + SFace (edge.faces) on whole photos; one face per photo or Invalid."""
+    """YuNet + SFace (:func:`load_face_models`) on whole photos; one face per photo or Invalid."""
 
     def __init__(self) -> None:
-        from edge.faces.detection import (
-            DETECTOR_MODEL,
-            RECOGNIZER_MODEL,
-            FaceDetector,
-            resolve_model,
-        )
-        from edge.faces.embedding import FaceEmbedder
-
-        self._detector = FaceDetector(resolve_model(DETECTOR_MODEL))
-        self._embedder = FaceEmbedder(resolve_model(RECOGNIZER_MODEL))
+        self._detector, self._embedder = load_face_models()
         self._lock = threading.Lock()  # OpenCV nets are not safe across threads
 
     def embed(self, photo: bytes, *, what: str) -> np.ndarray:
@@ -88,12 +103,13 @@ class PhotoEmbedder:
             if len(faces) != 1:
                 found = "no face" if not faces else f"{len(faces)} faces"
                 raise Invalid(f"{what}: {found} found; upload a clear photo of one face only")
-            return self._embedder.embed(image, faces[0])
+            embedding: np.ndarray = self._embedder.embed(image, faces[0])
+            return embedding
 
 
 @lru_cache(maxsize=1)
 def photo_embedder() -> PhotoEmbedder:
-    """The process's embedder (models loaded once; FaceModelError if they are missing)."""
+    """The process's embedder (models loaded once; FaceModelsMissing if they are missing)."""
     return PhotoEmbedder()
 
 
@@ -101,12 +117,7 @@ def embed_photos(photos: list[tuple[str, bytes]]) -> list[np.ndarray]:
     """One embedding per ``(name, jpeg bytes)``; all or nothing."""
     if not photos:
         raise Invalid("at least one photo is required")
-    from edge.faces.detection import FaceModelError
-
-    try:
-        embedder = photo_embedder()
-    except FaceModelError as exc:
-        raise FaceModelsMissing(f"face enrolment is not available on this server: {exc}") from None
+    embedder = photo_embedder()
     return [embedder.embed(data, what=f"photo {name!r}") for name, data in photos]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from starlette.responses import RedirectResponse
 
-from server.ui import routes_auth, routes_dashboard, routes_events, routes_review
+from sitewatch.server.ui import routes_auth, routes_dashboard, routes_events, routes_review
 
 ui_router = APIRouter(prefix="/ui", tags=["ui"])
 ui_router.include_router(routes_auth.router)

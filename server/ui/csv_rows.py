@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from server.db.models import User
-from server.services.export import COLUMNS
-from server.services.export import csv_row as export_row
-from server.ui.queries import EventFilters, iter_events_for_csv
+from sitewatch.server.db.models import User
+from sitewatch.server.services.export import COLUMNS
+from sitewatch.server.services.export import csv_row as export_row
+from sitewatch.server.ui.queries import EventFilters, iter_events_for_csv
 
 #: Rows written between two chunks of the response.
 CHUNK_ROWS = 500

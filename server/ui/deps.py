@@ -16,11 +16,11 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from starlette.responses import HTMLResponse
 
-from server.api.deps import CurrentSession, DbSession, OptionalSession
-from server.db.models import Role, User, UserSession
-from server.services.errors import ServiceError
-from server.ui.i18n import request_lang, translator
-from server.ui.rendering import render
+from sitewatch.server.api.deps import CurrentSession, DbSession, OptionalSession
+from sitewatch.server.db.models import Role, User, UserSession
+from sitewatch.server.services.errors import ServiceError
+from sitewatch.server.ui.i18n import request_lang, translator
+from sitewatch.server.ui.rendering import render
 
 logger = logging.getLogger(__name__)
 

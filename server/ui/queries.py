@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from edge.events import RuleKind
-from server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, Site, User
-from server.localtime import day_range, day_start, local_day
-from server.services.access import site_filter
-from server.services.events import EventFilter, filtered_query
-from server.services.hazards import OPEN_STATES
+from sitewatch.contract.events import RuleKind
+from sitewatch.server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, Site, User
+from sitewatch.server.localtime import day_range, day_start, local_day
+from sitewatch.server.services.access import site_filter
+from sitewatch.server.services.events import EventFilter, filtered_query
+from sitewatch.server.services.hazards import OPEN_STATES
 
 PAGE_SIZE = 25
 MAX_CSV_ROWS = 50_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,11 +16,12 @@ from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from server.localtime import format_time
-from server.ui.i18n import label, request_lang, translator
+from sitewatch.server.localtime import format_time
+from sitewatch.server.ui.i18n import label, request_lang, translator
 
-TEMPLATE_DIR = Path(__file__).parent / "templates"
-STATIC_DIR = Path(__file__).parent / "static"
+UI_PACKAGE = resources.files("sitewatch.server.ui")
+TEMPLATE_DIR = Path(str(UI_PACKAGE / "templates"))
+STATIC_DIR = Path(str(UI_PACKAGE / "static"))
 
 
 def page_zone(request: Request) -> ZoneInfo:

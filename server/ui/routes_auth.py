@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from server.api.deps import end_session, start_session
-from server.security import csrf_matches
-from server.ui.deps import ActingViewerDep, DbDep, Viewer, optional_viewer, safe_next
-from server.ui.i18n import CATALOGUES, LANG_COOKIE, request_lang, translator
-from server.ui.rendering import STATIC_DIR, render
+from sitewatch.server.api.deps import end_session, start_session
+from sitewatch.server.security import csrf_matches
+from sitewatch.server.ui.deps import ActingViewerDep, DbDep, Viewer, optional_viewer, safe_next
+from sitewatch.server.ui.i18n import CATALOGUES, LANG_COOKIE, request_lang, translator
+from sitewatch.server.ui.rendering import STATIC_DIR, render
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from edge.events import RuleKind
-from server.db.types import utcnow
-from server.localtime import day_range, local_day
-from server.services.dashboard import dashboard
-from server.ui import queries
-from server.ui.deps import DbDep, ViewerDep, error_page
-from server.ui.rendering import page_zone, render
+from sitewatch.contract.events import RuleKind
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.localtime import day_range, local_day
+from sitewatch.server.services.dashboard import dashboard
+from sitewatch.server.ui import queries
+from sitewatch.server.ui.deps import DbDep, ViewerDep, error_page
+from sitewatch.server.ui.rendering import page_zone, render
 
 router = APIRouter()
 

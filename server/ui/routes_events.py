@@ -15,19 +15,19 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from edge.events import RuleKind
-from server.api.deps import StoreDep
-from server.db.models import DismissReason, MediaKind
-from server.db.types import utcnow
-from server.localtime import local_day
-from server.services import audit as audit_service
-from server.services.errors import ServiceError
-from server.services.events import get_event
-from server.services.media import get_media
-from server.ui import queries, views
-from server.ui.csv_rows import csv_chunks
-from server.ui.deps import DbDep, Viewer, ViewerDep, error_page, service_error_page
-from server.ui.rendering import page_zone, render
+from sitewatch.contract.events import RuleKind
+from sitewatch.server.api.deps import StoreDep
+from sitewatch.server.db.models import DismissReason, MediaKind
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.localtime import local_day
+from sitewatch.server.services import audit as audit_service
+from sitewatch.server.services.errors import ServiceError
+from sitewatch.server.services.events import get_event
+from sitewatch.server.services.media import get_media
+from sitewatch.server.ui import queries, views
+from sitewatch.server.ui.csv_rows import csv_chunks
+from sitewatch.server.ui.deps import DbDep, Viewer, ViewerDep, error_page, service_error_page
+from sitewatch.server.ui.rendering import page_zone, render
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

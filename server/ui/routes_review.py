@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
 
-from server.api.deps import SettingsDep, StoreDep
-from server.db.models import DismissReason, MediaKind, ReviewStatus
-from server.media import MediaError, receive_upload
-from server.services import hazards
-from server.services.errors import Invalid, ServiceError
-from server.services.events import set_verdict
-from server.services.media import ALLOWED_CONTENT
-from server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
-from server.ui.rendering import page_zone
+from sitewatch.server.api.deps import SettingsDep, StoreDep
+from sitewatch.server.db.models import DismissReason, MediaKind, ReviewStatus
+from sitewatch.server.media import MediaError, receive_upload
+from sitewatch.server.services import hazards
+from sitewatch.server.services.errors import Invalid, ServiceError
+from sitewatch.server.services.events import set_verdict
+from sitewatch.server.services.media import ALLOWED_CONTENT
+from sitewatch.server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
+from sitewatch.server.ui.rendering import page_zone
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

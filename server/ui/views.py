@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db.models import (
+from sitewatch.server.db.models import (
     AuditEntry,
     EventRecord,
     Hazard,
@@ -25,8 +25,8 @@ from server.db.models import (
     ReviewStatus,
     User,
 )
-from server.localtime import format_time
-from server.services.hazards import OPEN_STATES
+from sitewatch.server.localtime import format_time
+from sitewatch.server.services.hazards import OPEN_STATES
 
 
 def display_status(event: EventRecord) -> str:

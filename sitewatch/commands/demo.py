@@ -20,17 +20,19 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from sitewatch.resources import config_file, shared_root
+
 if TYPE_CHECKING:
     import uvicorn
 
-    from server.db.session import Database
-    from server.settings import Settings
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 logger = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo-site.yaml"
+DEMO_CONFIG = config_file("demo-site.yaml")
 DEVICE_NAME = "demo-edge"
 
 
@@ -52,8 +54,8 @@ def demo(
     ] = 120.0,
 ) -> None:
     """Run server + edge on a sample video; print the events the server received."""
-    from edge.config import ConfigError, load_config, resolve_path
-    from server.settings import Settings
+    from sitewatch.edge.config import ConfigError, load_config, resolve_path
+    from sitewatch.server.settings import Settings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -63,6 +65,9 @@ def demo(
         raise typer.Exit(2) from None
     camera = site.cameras[0]
     source = video or resolve_path(camera.source, config_path=config.resolve())
+    if video is None and not source.is_file():
+        # an installed package's demo config: its sample video is in the shared data sets
+        source = shared_root() / "data" / "videos" / Path(camera.source).name
     if not source.is_file():
         err_console.print(f"✗ video not found: {source}", markup=False)
         raise typer.Exit(2)
@@ -94,9 +99,9 @@ def _prepare_server(settings: Settings, site_id: str) -> tuple[Database, str | N
     """Migrate the DB; create the admin, the site and the device once (kept in data_dir)."""
     from sqlalchemy import select
 
-    from server.db.models import Role, Site, User
-    from server.db.session import Database
-    from server.services import admin
+    from sitewatch.server.db.models import Role, Site, User
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.services import admin
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database.from_url(settings.resolved_database_url)
@@ -140,7 +145,7 @@ def _start_server(
 ) -> tuple[threading.Thread, uvicorn.Server]:
     import uvicorn
 
-    from server.app import create_app
+    from sitewatch.server.app import create_app
 
     app = create_app(settings, database=database)
     server = uvicorn.Server(
@@ -159,8 +164,8 @@ def _start_server(
 
 def _run_edge(config_path: Path, *, max_wait_s: float) -> None:
     """Watch the video to its end, then let the outbox drain into the server."""
-    from edge.config import load_config
-    from edge.live import EdgeRunner, EdgeTuning
+    from sitewatch.edge.config import load_config
+    from sitewatch.edge.live import EdgeRunner, EdgeTuning
 
     # The shutdown flush is the drain: it ends open events, finishes their clips and
     # uploads until the outbox is empty or max_wait_s has passed.
@@ -177,7 +182,7 @@ def _run_edge(config_path: Path, *, max_wait_s: float) -> None:
 def _print_summary(database: Database, site_id: str, port: int) -> None:
     from sqlalchemy import func, select
 
-    from server.db.models import EventRecord, Media
+    from sitewatch.server.db.models import EventRecord, Media
 
     with database.session() as db:
         rows = db.execute(

@@ -35,12 +35,12 @@ def run(
     RECONNECT_MAX_S, RETRY_MIN_S, RETRY_MAX_S, HEARTBEAT_S, SHUTDOWN_FLUSH_S, CLIP_FPS,
     CLIP_MAX_WIDTH, RING_MAX_BYTES, ENCODER_THREADS, METRICS_PORT, METRICS_HOST.
     """
-    from edge.config import ConfigError, load_config
-    from edge.detector import ModelError
-    from edge.faces.detection import FaceModelError
-    from edge.live import EdgeRunner, EdgeTuning
-    from edge.outbox import SpoolBusy
-    from edge.uploader import TokenError
+    from sitewatch.edge.config import ConfigError, load_config
+    from sitewatch.edge.detector import ModelError
+    from sitewatch.edge.faces.detection import FaceModelError
+    from sitewatch.edge.live import EdgeRunner, EdgeTuning
+    from sitewatch.edge.outbox import SpoolBusy
+    from sitewatch.edge.uploader import TokenError
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -12,20 +12,20 @@ import numpy as np
 import typer
 
 if TYPE_CHECKING:
-    from edge.helmet_colour import ColourModel
+    from sitewatch.edge.colour_models import ColourModel
 
 DEFAULT_CLASS_MAP = "0:person,1:head,2:helmet"
 
 
 def _image_paths(data: Path) -> list[Path]:
-    from edge.evaluation.detection_metrics import IMAGE_SUFFIXES
+    from sitewatch.edge.evaluation.detection_metrics import IMAGE_SUFFIXES
 
     folder = data / "images" if (data / "images").is_dir() else data
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _colours(frame: np.ndarray, xyxy: np.ndarray, model: ColourModel | None) -> list[str]:
-    from edge.helmet_colour import classify_helmet_colours
+    from sitewatch.edge.helmet_colour import classify_helmet_colours
 
     return [c.value for c in classify_helmet_colours(frame, xyxy, model)]
 
@@ -52,8 +52,8 @@ def eval_detect(
     from rich.console import Console
     from rich.table import Table
 
-    from edge.detector import Detector
-    from edge.evaluation.detection_metrics import (
+    from sitewatch.edge.detector import Detector
+    from sitewatch.edge.evaluation.detection_metrics import (
         compute_metrics,
         parse_class_map,
         read_labels,
@@ -62,7 +62,7 @@ def eval_detect(
     )
 
     entries = parse_class_map(class_map)
-    from edge.helmet_colour import load_default_model, with_orange_rule
+    from sitewatch.edge.helmet_colour import load_default_model, with_orange_rule
 
     detector = Detector(model, input_size=input_size, confidence=confidence, iou=0.6)
     colour_model = with_orange_rule(load_default_model(), orange_helmets)

@@ -14,9 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from edge.config import CameraConfig, SiteConfig
-    from edge.evaluation.evaluate import VideoEvaluation
-    from edge.evaluation.events_truth import EventTruth
+    from sitewatch.edge.config import CameraConfig, SiteConfig
+    from sitewatch.edge.evaluation.evaluate import VideoEvaluation
+    from sitewatch.edge.evaluation.events_truth import EventTruth
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -68,10 +68,10 @@ def eval_events(
 
     Each video runs through the same code as `sitewatch replay`.
     """
-    from edge.config import ConfigError
-    from edge.detector import ModelError
-    from edge.evaluation.events_truth import TruthError
-    from edge.video import VideoError
+    from sitewatch.edge.config import ConfigError
+    from sitewatch.edge.detector import ModelError
+    from sitewatch.edge.evaluation.events_truth import TruthError
+    from sitewatch.edge.video import VideoError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if len(truth) > 1 and (video is not None or config is not None):
@@ -100,7 +100,7 @@ def eval_events(
         for evaluation, points in zip(results, sweeps, strict=True):
             _print(evaluation, points)
     if report is not None:
-        from edge.evaluation.report import write_report
+        from sitewatch.edge.evaluation.report import write_report
 
         try:
             written = write_report(
@@ -128,8 +128,8 @@ def _setup(
     truth_path: Path, video: Path, truth: EventTruth, config: Path | None, camera: str | None
 ) -> tuple[SiteConfig, CameraConfig, Path | None]:
     """The site and camera: --config, else the truth file's config, else the replay default."""
-    from edge.evaluation.events_truth import resolve_relative
     from sitewatch.commands.replay import _site_and_camera
+    from sitewatch.edge.evaluation.events_truth import resolve_relative
 
     if config is None and truth.config is not None:
         config = resolve_relative(truth_path, truth.config)
@@ -146,9 +146,9 @@ def _run_one(
     sweep: bool,
     sweep_values: tuple[list[float], list[float]],
 ) -> tuple[VideoEvaluation, list[VideoEvaluation]]:
-    from edge.detector_pool import load_detector
-    from edge.evaluation.evaluate import evaluate_video, find_video
-    from edge.evaluation.events_truth import load_truth
+    from sitewatch.edge.detector_pool import load_detector
+    from sitewatch.edge.evaluation.evaluate import evaluate_video, find_video
+    from sitewatch.edge.evaluation.events_truth import load_truth
 
     truth = load_truth(truth_path)
     video_path = find_video(truth_path, truth, video)
@@ -173,8 +173,12 @@ def _sweep(
     values: tuple[list[float], list[float]],
 ) -> list[VideoEvaluation]:
     """One evaluation per (confidence, min_duration_s); the model runs in the first only."""
-    from edge.detector import Detector
-    from edge.evaluation.evaluate import CachingDetector, evaluate_video, with_min_duration
+    from sitewatch.edge.detector import Detector
+    from sitewatch.edge.evaluation.evaluate import (
+        CachingDetector,
+        evaluate_video,
+        with_min_duration,
+    )
 
     confidences, min_durations = values
     model_cfg = site.model.model_copy(update={"confidence": confidences[0], "class_confidence": {}})

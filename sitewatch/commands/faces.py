@@ -29,19 +29,12 @@ def enrol_command(
     ] = None,
 ) -> None:
     """Add a worker's face(s) from photos to the register."""
-    from edge.faces.detection import (
-        DETECTOR_MODEL,
-        RECOGNIZER_MODEL,
-        FaceDetector,
-        FaceModelError,
-        resolve_model,
-    )
-    from edge.faces.embedding import FaceEmbedder
-    from edge.faces.enrol import EnrolmentError, enrol
+    from sitewatch.edge.faces.detection import FaceModelError
+    from sitewatch.edge.faces.enrol import EnrolmentError, enrol
+    from sitewatch.edge.faces.models import load_face_models
 
     try:
-        detector = FaceDetector(resolve_model(DETECTOR_MODEL, models_dir))
-        embedder = FaceEmbedder(resolve_model(RECOGNIZER_MODEL, models_dir))
+        detector, embedder = load_face_models(models_dir)
         count = enrol(register, worker_id, photos, detector, embedder)
     except (FaceModelError, EnrolmentError, OSError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
@@ -55,7 +48,7 @@ def remove_command(
     register: RegisterOpt,
 ) -> None:
     """Remove a worker and every embedding of theirs from the register."""
-    from edge.faces.enrol import remove
+    from sitewatch.edge.faces.enrol import remove
 
     if not remove(register, worker_id):
         err_console.print(f"no worker {worker_id!r} in {register}", highlight=False)
@@ -66,7 +59,7 @@ def remove_command(
 @faces_app.command("list")
 def list_command(register: RegisterOpt) -> None:
     """Worker ids in the register and how many faces each has."""
-    from edge.faces.tracks import FaceRegister
+    from sitewatch.edge.faces.tracks import FaceRegister
 
     loaded = FaceRegister.load(register)
     for worker_id in loaded.worker_ids():

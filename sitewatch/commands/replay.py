@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from edge.config import CameraConfig, SiteConfig
-    from edge.replay import ReplayResult
+    from sitewatch.edge.config import CameraConfig, SiteConfig
+    from sitewatch.edge.replay import ReplayResult
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -47,11 +47,11 @@ def replay(
     Event times are the video's creation_time (from its metadata; 1970-01-01 UTC when it
     has none) plus each frame's presentation time, so a replay is deterministic.
     """
-    from edge.config import ConfigError
-    from edge.detector import ModelError
-    from edge.detector_pool import load_detector
-    from edge.replay import run_replay
-    from edge.video import VideoError, VideoReader
+    from sitewatch.edge.config import ConfigError
+    from sitewatch.edge.detector import ModelError
+    from sitewatch.edge.detector_pool import load_detector
+    from sitewatch.edge.replay import run_replay
+    from sitewatch.edge.video import VideoError, VideoReader
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -85,8 +85,8 @@ def replay(
 def _site_and_camera(
     video: Path, config: Path | None, camera_id: str | None
 ) -> tuple[SiteConfig, CameraConfig]:
-    from edge.config import ConfigError, load_config
-    from edge.replay import default_site_config
+    from sitewatch.edge.config import ConfigError, load_config
+    from sitewatch.edge.replay import default_site_config
 
     site = load_config(config) if config is not None else default_site_config(video)
     source = str(config) if config is not None else "built-in replay config"
@@ -106,7 +106,7 @@ def _progress(video: Path) -> Iterator[Callable[[float], None]]:
     """A rich progress bar over the video's duration; yields the callback that advances it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edge.video import VideoError, VideoReader
+    from sitewatch.edge.video import VideoError, VideoReader
 
     try:
         with VideoReader(video) as reader:
@@ -126,7 +126,7 @@ def _progress(video: Path) -> Iterator[Callable[[float], None]]:
 
 
 def _print_summary(result: ReplayResult, out: Path) -> None:
-    from edge.replay import events_by_rule
+    from sitewatch.edge.replay import events_by_rule
 
     table = Table(title=f"Events in {result.video.name}")
     table.add_column("rule")

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from sitewatch.server.settings import Settings
 
 server_app = typer.Typer(
     help="The central server: ingest, review UI, hazard loop.", invoke_without_command=True
@@ -28,7 +28,7 @@ ConfigOption = Annotated[
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
-    from server.settings import SettingsError, load_settings
+    from sitewatch.server.settings import SettingsError, load_settings
 
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -63,9 +63,9 @@ def run(
 
     import uvicorn
 
-    from server.app import create_app
-    from server.db.session import Database
-    from server.logging_setup import configure_logging
+    from sitewatch.server.app import create_app
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.logging_setup import configure_logging
 
     settings = _settings(config, host=host, port=port)
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
@@ -81,7 +81,7 @@ def run(
         os.environ["SITEWATCH_CONFIG"] = str(config)
     os.environ["SITEWATCH_HOST"], os.environ["SITEWATCH_PORT"] = settings.host, str(settings.port)
     uvicorn.run(
-        "server.app:app_from_env",
+        "sitewatch.server.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -111,10 +111,10 @@ def init(
     """Create or upgrade the database (Alembic) and the first admin user."""
     from sqlalchemy import select
 
-    from server.db.models import Role, User
-    from server.db.session import Database
-    from server.services import admin
-    from server.services.errors import ServiceError
+    from sitewatch.server.db.models import Role, User
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.services import admin
+    from sitewatch.server.services.errors import ServiceError
 
     settings = _settings(config)
     database = Database.from_url(settings.resolved_database_url)
@@ -144,9 +144,9 @@ def add_device(
     config: ConfigOption = None,
 ) -> None:
     """Register an edge device (creating the site if needed); prints its token ONCE."""
-    from server.db.session import Database
-    from server.services import admin
-    from server.services.errors import ServiceError
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.services import admin
+    from sitewatch.server.services.errors import ServiceError
 
     settings = _settings(config)
     database = Database.from_url(settings.resolved_database_url)
@@ -178,10 +178,10 @@ def add_user(
     config: ConfigOption = None,
 ) -> None:
     """Create a user scoped to sites (admins see every site)."""
-    from server.db.models import Role
-    from server.db.session import Database
-    from server.services import admin
-    from server.services.errors import ServiceError
+    from sitewatch.server.db.models import Role
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.services import admin
+    from sitewatch.server.services.errors import ServiceError
 
     try:
         user_role = Role(role)
@@ -214,9 +214,9 @@ def retention(
     config: ConfigOption = None,
 ) -> None:
     """Delete media files of dismissed events older than N days (records are kept)."""
-    from server.db.session import Database
-    from server.media import LocalMediaStore
-    from server.services.retention import apply_retention
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.media import LocalMediaStore
+    from sitewatch.server.services.retention import apply_retention
 
     settings = _settings(config)
     database = Database.from_url(settings.resolved_database_url)
@@ -229,7 +229,7 @@ def retention(
         f"of {report.events} event(s) deleted, {report.bytes_freed} bytes freed",
         markup=False,
     )
-    from server.services.workers import purge_face_data  # issue 6: worker face data
+    from sitewatch.server.services.workers import purge_face_data  # issue 6: worker face data
 
     with database.session() as db:
         purged = purge_face_data(db, days=settings.face_retention_days)

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI, File, Header, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from edge.events import Event
+from sitewatch.contract.events import Event
 from tests.rtsp_server import free_port
 
 MAGIC = {

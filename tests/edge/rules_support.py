@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from edge.config import SiteConfig
-from edge.detections import HELMET_COLOUR, HELMET_STATE, ROLE, WORKER_ID
-from edge.events import Event, EventPhase
-from edge.rules.engine import PartyMemberIds, RuleEngine
+from sitewatch.contract.events import Event, EventPhase
+from sitewatch.edge.config import SiteConfig
+from sitewatch.edge.detections import HELMET_COLOUR, HELMET_STATE, ROLE, WORKER_ID
+from sitewatch.edge.rules.engine import PartyMemberIds, RuleEngine
 
 #: Monday 2026-11-23 10:00 in Asia/Shanghai (UTC+8).
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.attributes import HelmetAttributes, associate_heads
-from edge.config import AttributesConfig
-from edge.detections import CLASS_NAME, HEAD_XYXY, HELMET_COLOUR, HELMET_STATE, ROLE, Detections
-from edge.events import HelmetColour, HelmetState
+from sitewatch.contract.events import HelmetColour, HelmetState
+from sitewatch.edge.attributes import HelmetAttributes, associate_heads
+from sitewatch.edge.config import AttributesConfig
+from sitewatch.edge.detections import (
+    CLASS_NAME,
+    HEAD_XYXY,
+    HELMET_COLOUR,
+    HELMET_STATE,
+    ROLE,
+    Detections,
+)
 
 FRAME = np.zeros((400, 600, 3), np.uint8)
 

@@ -19,7 +19,7 @@ import av
 import cv2
 import pytest
 
-from edge.capture import CaptureThread, CaptureTuning
+from sitewatch.edge.capture import CaptureThread, CaptureTuning
 from tests.conftest import shared_file
 from tests.rtsp_server import RtspServer, free_port, system_rtsp_available
 

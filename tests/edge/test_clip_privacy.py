@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.clips import ClipRecorder, FrameFilter, FrameRing
-from edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
-from edge.faces.clip_privacy import clip_blur_factory
-from edge.faces.detection import Face
-from edge.faces.stage import FaceStage
-from edge.faces.tracks import FaceRegister
+from sitewatch.edge.clips import ClipRecorder, FrameRing
+from sitewatch.edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
+from sitewatch.edge.faces.clip_privacy import clip_blur_factory
+from sitewatch.edge.faces.detection import Face
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.faces.tracks import FaceRegister
+from sitewatch.edge.mp4 import FrameFilter
 from tests.conftest import shared_file
 from tests.edge.live_support import ffprobe
 
@@ -179,9 +180,9 @@ def test_live_camera_worker_spools_a_blurred_clip(
     """The live hook: a camera whose pipeline has a face stage spools a blurred clip."""
     from types import SimpleNamespace
 
-    from edge.config import ClipConfig, OutboxConfig
-    from edge.events import Event, RuleKind
-    from edge.live import EdgeRunner
+    from sitewatch.contract.events import Event, RuleKind
+    from sitewatch.edge.config import ClipConfig, OutboxConfig
+    from sitewatch.edge.live import EdgeRunner
 
     site = _site(blur).model_copy(
         update={
@@ -230,7 +231,7 @@ def test_flush_does_not_raise_when_a_slow_clip_outlasts_its_timeout(
     recorder.request("ev", T0, T0 + timedelta(seconds=60), tmp_path / "c.mp4", done.__setitem__)
     for j, index in enumerate(sorted(source)):
         ring.add(T0 + timedelta(seconds=0.1 * j), source[index])
-    with caplog.at_level("WARNING", logger="edge.clips"):
+    with caplog.at_level("WARNING", logger="sitewatch.edge.clips"):
         recorder.flush(timeout_s=0.05)
     assert "still encoding" in caplog.text and "ev" not in done
     encoder.shutdown(wait=True)

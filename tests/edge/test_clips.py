@@ -12,7 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from edge.clips import ClipRecorder, FrameRing, downscale_even, write_mp4
+from sitewatch.edge.clips import ClipRecorder, FrameRing, downscale_even
+from sitewatch.edge.mp4 import write_clip
 from tests.edge.live_support import ffprobe
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -55,7 +56,7 @@ def test_write_mp4_makes_browser_playable_h264_with_faststart(
     ring = FrameRing(max_age_s=60, fps=10.0)
     for i, image in enumerate(real_frames[:30]):
         ring.add(T0 + timedelta(seconds=i * 0.1), image)
-    path = write_mp4(ring.since(T0), tmp_path / "clip.mp4", fps=10)
+    path = write_clip(ring.since(T0), tmp_path / "clip.mp4", fps=10)
 
     info = ffprobe(path)
     assert info["codec_name"] == "h264" and info["pix_fmt"] == "yuv420p"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config, parse_config
+from sitewatch.edge.config import ConfigError, load_config, parse_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from edge.evaluation.detection_metrics import (
+from sitewatch.edge.evaluation.detection_metrics import (
     ClassMapEntry,
     LabelledImage,
     compute_metrics,

@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from edge.config import DEFAULT_MODEL_PATH, ModelConfig
-from edge.detections import CLASS_NAME, PERSON
-from edge.detector import (
+from sitewatch.edge.config import DEFAULT_MODEL_PATH, ModelConfig
+from sitewatch.edge.detections import CLASS_NAME, PERSON
+from sitewatch.edge.detector import (
     Detector,
     Letterbox,
     ModelError,
@@ -22,7 +22,7 @@ from edge.detector import (
     parse_class_names,
     rect_input_wh,
 )
-from edge.models import resolve_model_path
+from sitewatch.edge.models import resolve_model_path
 
 
 def _raw_output(boxes_in_input: list[tuple[float, float, float, float, int, float]], nc: int):
@@ -123,9 +123,10 @@ def test_default_model_falls_back_to_the_shared_coco_model(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SITEWATCH_SHARED", str(coco_model.parents[1]))
-    import edge.models
+    import sitewatch.edge.models
 
-    monkeypatch.setattr(edge.models, "PROJECT_ROOT", tmp_path)  # no models/ there
+    # as if the package shipped no detector
+    monkeypatch.setattr(sitewatch.edge.models, "shipped_model", lambda value: None)
     with caplog.at_level(logging.WARNING):
         assert resolve_model_path(ModelConfig(), tmp_path / "site.yaml") == coco_model
     assert "yolov8n-coco-int8.onnx" in caplog.text
@@ -185,9 +186,9 @@ def test_trained_size_comes_from_ultralytics_metadata() -> None:
 
 def test_shipped_model_runs_a_wide_frame_at_a_rect_input(video_dir: Path) -> None:
     """A dynamic-axes model letterboxes a 16:9 frame to a stride-aligned rectangle."""
-    from edge.models import PROJECT_ROOT
+    from sitewatch.resources import model_file
 
-    own = PROJECT_ROOT / DEFAULT_MODEL_PATH
+    own = model_file("sitewatch-det.onnx")
     if not own.is_file():
         pytest.skip(f"the project's own model {own} is not there")
     detector = Detector(own)

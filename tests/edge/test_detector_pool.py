@@ -10,15 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import ModelConfig
-from edge.detections import CLASS_NAME, Detections
-from edge.detector import Detector
-from edge.detector_pool import DetectionsAhead, DetectorPool, load_detector, session_layout
-from edge.models import PROJECT_ROOT
-from edge.replay import default_site_config, run_replay
-from edge.video import VideoReader
+from sitewatch.edge.config import ModelConfig
+from sitewatch.edge.detections import CLASS_NAME, Detections
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.detector_pool import (
+    DetectionsAhead,
+    DetectorPool,
+    load_detector,
+    session_layout,
+)
+from sitewatch.edge.replay import default_site_config, run_replay
+from sitewatch.edge.video import VideoReader
+from sitewatch.resources import model_file
 
-OWN_MODEL = PROJECT_ROOT / "models" / "sitewatch-det.onnx"
+OWN_MODEL = model_file("sitewatch-det.onnx")
 
 
 @pytest.mark.parametrize(
@@ -52,8 +57,8 @@ def test_the_live_cameras_share_one_session_unless_sessions_is_set(
 
 
 def test_the_live_edge_builds_its_pipelines_on_the_layout_it_asks_for(tmp_path: Path) -> None:
-    from edge.config import CameraConfig, SiteConfig, SiteInfo
-    from edge.live import default_pipeline_factory
+    from sitewatch.edge.config import CameraConfig, SiteConfig, SiteInfo
+    from sitewatch.edge.live import default_pipeline_factory
 
     model = _own_model()
     for sessions, kind in ((0, Detector), (2, DetectorPool)):

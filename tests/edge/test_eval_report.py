@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.evaluation.evaluate import VideoEvaluation
-from edge.evaluation.event_matching import Interval, match_events
-from edge.evaluation.report import _lanes, write_report
-from edge.events import RuleKind
-from edge.replay import ReplayResult
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.evaluation.evaluate import VideoEvaluation
+from sitewatch.edge.evaluation.event_matching import Interval, match_events
+from sitewatch.edge.evaluation.report import _lanes, write_report
+from sitewatch.edge.replay import ReplayResult
 
 RZ = RuleKind.RESTRICTED_ZONE
 

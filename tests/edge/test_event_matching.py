@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.evaluation.event_matching import Interval, match_events, match_rule, predicted_intervals
-from edge.evaluation.events_truth import TruthError, load_truth
-from edge.events import Event, EventPhase, RuleKind
+from sitewatch.contract.events import Event, EventPhase, RuleKind
+from sitewatch.edge.evaluation.event_matching import (
+    Interval,
+    match_events,
+    match_rule,
+    predicted_intervals,
+)
+from sitewatch.edge.evaluation.events_truth import TruthError, load_truth
 
 RZ = RuleKind.RESTRICTED_ZONE
 NH = RuleKind.NO_HELMET

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from edge.config import ConfigError, FacesConfig, parse_config
-from edge.faces.detection import DETECTOR_MODEL, Face
-from edge.faces.embedding import normalise
-from edge.faces.site_register import SYNCED_REGISTER_NAME, SiteRegister
-from edge.faces.stage import FaceStage
-from edge.faces.sync import RegisterSync
-from edge.faces.tracks import FaceRegister, FaceTracks
+from sitewatch.edge.config import ConfigError, FacesConfig, parse_config
+from sitewatch.edge.faces.detection import DETECTOR_MODEL, Face
+from sitewatch.edge.faces.embedding import normalise
+from sitewatch.edge.faces.site_register import SYNCED_REGISTER_NAME, SiteRegister
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.faces.sync import RegisterSync
+from sitewatch.edge.faces.tracks import FaceRegister, FaceTracks
 from tests.conftest import shared_file
 from tests.rtsp_server import free_port
 

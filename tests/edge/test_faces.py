@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.faces.detection import (
+from sitewatch.edge.faces.detection import (
     DETECTOR_MODEL,
     RECOGNIZER_MODEL,
     Face,
@@ -22,9 +22,9 @@ from edge.faces.detection import (
     FaceModelError,
     resolve_model,
 )
-from edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
-from edge.faces.privacy import blur_faces
-from edge.faces.tracks import FaceRegister, FaceTracks
+from sitewatch.edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
+from sitewatch.edge.faces.privacy import blur_faces
+from sitewatch.edge.faces.tracks import FaceRegister, FaceTracks
 from tests.conftest import shared_file
 
 LABELS = Path(__file__).resolve().parents[1] / "data" / "faces" / "labels.json"

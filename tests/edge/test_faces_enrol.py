@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
-from edge.config import FacesConfig
-from edge.faces.stage import FaceStage
-from edge.faces.tracks import FaceRegister
 from sitewatch.cli import app
+from sitewatch.edge.config import FacesConfig
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.faces.tracks import FaceRegister
 from tests.conftest import shared_file
 
 

@@ -13,12 +13,12 @@ import av
 import numpy as np
 import pytest
 
-from edge.config import CameraConfig, FacesConfig, SiteConfig, SiteInfo
-from edge.detections import WORKER_ID
-from edge.detector import Detector
-from edge.faces.stage import FaceStage
-from edge.faces.tracks import FaceRegister
-from edge.pipeline import CameraPipeline
+from sitewatch.edge.config import CameraConfig, FacesConfig, SiteConfig, SiteInfo
+from sitewatch.edge.detections import WORKER_ID
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.faces.tracks import FaceRegister
+from sitewatch.edge.pipeline import CameraPipeline
 from tests.conftest import shared_file
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

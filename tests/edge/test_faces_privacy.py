@@ -14,13 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
-from edge.events import Event, RuleKind
-from edge.faces.detection import Face
-from edge.faces.stage import FaceStage, snapshot_blur
-from edge.faces.tracks import FaceRegister
-from edge.replay import _Outputs
-from edge.snapshots import EventRecorder
+from sitewatch.contract.events import Event, RuleKind
+from sitewatch.edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
+from sitewatch.edge.detections import Detections
+from sitewatch.edge.event_sink import EventMediaMaker, FolderSink
+from sitewatch.edge.faces.detection import Face
+from sitewatch.edge.faces.stage import FaceStage, snapshot_blur
+from sitewatch.edge.faces.tracks import FaceRegister
+from sitewatch.edge.snapshots import EventRecorder
 from tests.conftest import shared_file
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -65,9 +66,9 @@ def test_replay_snapshot_blurs_unknown_and_keeps_enrolled(stage: FaceStage, tmp_
         blur = snapshot_blur(_site(True), stage)
         assert blur is not None
         with EventRecorder(tmp_path) as recorder:
-            outputs = _Outputs(recorder, None, _site(True).cameras[0], blur)
+            media = EventMediaMaker(_site(True), _site(True).cameras[0], stage)
             event = Event(site_id="site", camera_id="cam", rule=RuleKind.NO_HELMET, started_at=T0)
-            outputs.record([event], image)
+            FolderSink(recorder, media).handle(event, image, Detections.empty(), T0)
             snapshot_name = recorder.messages[0].snapshot
         assert snapshot_name is not None
         written = cv2.imread(str(tmp_path / snapshot_name))
@@ -101,7 +102,7 @@ def test_with_nobody_enrolled_every_face_is_blurred(stage: FaceStage) -> None:
 
 
 def test_face_thumbnail_leaves_the_box_only_for_enrolled_workers(stage: FaceStage) -> None:
-    from edge.faces.stage import shareable_thumbnail
+    from sitewatch.edge.faces.stage import shareable_thumbnail
 
     enrol = _frame(30)
     stage.register.set("w-red", [stage.embedder.embed(enrol, _largest_left(stage, 30))])

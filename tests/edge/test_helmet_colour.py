@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.events import HelmetColour
-from edge.helmet_colour import (
-    classify_by_hue_votes,
+from sitewatch.contract.events import HelmetColour
+from sitewatch.edge.colour_hue import classify_by_hue_votes
+from sitewatch.edge.helmet_colour import (
     classify_crops,
     classify_helmet_colour,
     classify_helmet_colours,
@@ -80,13 +80,10 @@ def test_shipped_model_loads() -> None:
 
 def test_real_val_crops_from_helmet_colour() -> None:
     """Every helmet crop of the val split's helmet-colour images (never trained on)."""
-    import sys
-    from pathlib import Path
+    from scripts.common import PROJECT_ROOT as project
+    from scripts.train.train_helmet_colour import load_crops
 
     root = shared_file("data/helmet-colour")
-    project = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(project / "scripts"))
-    from train_helmet_colour import load_crops
 
     keys = (project / "models" / "data-split" / "val.txt").read_text().split()
     crops, truth = load_crops(root.parent, [k for k in keys if k.startswith("helmet-colour/")])
@@ -105,7 +102,7 @@ def test_real_val_crops_from_helmet_colour() -> None:
 
 def _reference_histogram(hsv: np.ndarray) -> np.ndarray:
     """The hsv-hist-v1 histogram as first written (np.histogram2d / np.histogram)."""
-    from edge.helmet_colour import HUE_BINS, SAT_BINS, VAL_BINS
+    from sitewatch.edge.colour_features import HUE_BINS, SAT_BINS, VAL_BINS
 
     pixels = hsv.reshape(-1, 3).astype(np.float32)
     joint, _, _ = np.histogram2d(
@@ -119,8 +116,8 @@ def test_features_are_the_numpy_histograms_exactly(video_dir: Path) -> None:
     """The bincount histograms give the same numbers, bit for bit, as np.histogram2d on
     real frame crops and on random pixels covering every HSV value (bin edges included),
     so the shipped colour model sees the features it was trained on."""
-    from edge.helmet_colour import colour_features, helmet_window
-    from edge.video import VideoReader
+    from sitewatch.edge.colour_features import colour_features, helmet_window
+    from sitewatch.edge.video import VideoReader
 
     rng = np.random.default_rng(7)
     crops = [
@@ -148,12 +145,9 @@ def test_boosted_trees_walk_like_a_reference_walk(tmp_path: Path) -> None:
     on features the model does not have is refused."""
     import json
 
-    from edge.helmet_colour import (
-        BoostedColourModel,
-        colour_features_v2,
-        load_colour_model,
-        load_default_model,
-    )
+    from sitewatch.edge.colour_features import colour_features_v2
+    from sitewatch.edge.colour_models import BoostedColourModel, load_colour_model
+    from sitewatch.edge.helmet_colour import load_default_model
 
     model = load_default_model()
     if not isinstance(model, BoostedColourModel):

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from edge.events import Event, EventPhase, RuleKind
-from edge.outbox import Outbox, OutboxItem, SpoolBusy
+from sitewatch.contract.events import Event, EventPhase, RuleKind
+from sitewatch.edge.outbox import Outbox, OutboxItem, SpoolBusy
 
 JPEG = b"\xff\xd8" + b"x" * 1000
 
@@ -93,7 +93,7 @@ def test_recovery_removes_orphans_and_rows_without_files(
     (tmp_path / "tmp" / "half-written.mp4").write_bytes(b"half")
     (tmp_path / "media" / str(event.event_id) / "snapshot.jpg").unlink()  # lost file
 
-    with caplog.at_level(logging.INFO, logger="edge.outbox"):
+    with caplog.at_level(logging.INFO, logger="sitewatch.edge.outbox"):
         reopened = Outbox(tmp_path, max_bytes=10**6)
 
     assert not orphan.exists() and not orphan.parent.exists()
@@ -112,7 +112,7 @@ def test_disk_limit_drops_oldest_media_first_then_events(
         on_drop=lambda item, reason: dropped.append((item.event_id, item.kind, reason)),
     )
     events = [make_event() for _ in range(3)]
-    with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+    with caplog.at_level(logging.WARNING, logger="sitewatch.edge.outbox"):
         for event in events:
             outbox.put_event(event)
             outbox.put_media_bytes(str(event.event_id), "snapshot", "snapshot.jpg", b"\xff" * 1800)
@@ -149,8 +149,8 @@ WRITER = textwrap.dedent("""
     import sys, time
     from datetime import UTC, datetime
     from pathlib import Path
-    from edge.events import Event, RuleKind
-    from edge.outbox import Outbox
+    from sitewatch.contract.events import Event, RuleKind
+    from sitewatch.edge.outbox import Outbox
     outbox = Outbox(Path(sys.argv[1]), max_bytes=10**9)
     n = 0
     while True:
@@ -182,12 +182,18 @@ def test_sigkill_while_writing_leaves_a_consistent_spool(tmp_path: Path) -> None
     proc.wait()
 
     outbox = Outbox(spool, max_bytes=10**9)
-    items = drain(outbox)
+    items = []
+    while (item := outbox.next_item()) is not None:
+        # every media row that came back has its whole file on disk before it is acked
+        # (ack() unlinks with missing_ok, so after it a missing file would go unseen)
+        if item.kind != "event":
+            assert item.path is not None and item.path.is_file(), item
+            assert item.path.stat().st_size == 20002, item
+        items.append(item)
+        outbox.ack(item)
     assert len(items) > 10
     event_ids = [i.event_id for i in items if i.kind == "event"]
     assert len(event_ids) == len(set(event_ids))
-    for item in items:  # every row that came back had its file (or is an event record)
-        assert item.kind == "event" or item.size_bytes == 20002
     assert list((spool / "media").iterdir()) == []
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import CameraConfig, RuleConfig, RulesConfig, SiteConfig, SiteInfo
-from edge.detections import CLASS_NAME, HELMET_COLOUR, HELMET_STATE, ROLE, Detections
-from edge.events import EventPhase, RuleKind
-from edge.pipeline import CameraPipeline
+from sitewatch.contract.events import EventPhase, RuleKind
+from sitewatch.edge.config import CameraConfig, RuleConfig, RulesConfig, SiteConfig, SiteInfo
+from sitewatch.edge.detections import CLASS_NAME, HELMET_COLOUR, HELMET_STATE, ROLE, Detections
+from sitewatch.edge.pipeline import CameraPipeline
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 NAMES = ["person", "head", "helmet"]

@@ -28,17 +28,17 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.config import load_config
-from edge.detections import HELMET_COLOUR, HELMET_STATE, WORKER_ID
-from edge.events import RuleKind
-from edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL
-from edge.faces.enrol import photo_embedding
-from edge.faces.site_register import SYNCED_REGISTER_NAME
-from edge.faces.sync import RegisterSync
-from edge.faces.tracks import FaceRegister
-from edge.live import EdgeRunner, EdgeTuning
-from edge.rules.frame import PersonFrame
-from edge.tracking import subset
+from sitewatch.contract.events import RuleKind
+from sitewatch.edge.config import load_config
+from sitewatch.edge.detections import HELMET_COLOUR, HELMET_STATE, WORKER_ID
+from sitewatch.edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL
+from sitewatch.edge.faces.enrol import photo_embedding
+from sitewatch.edge.faces.site_register import SYNCED_REGISTER_NAME
+from sitewatch.edge.faces.sync import RegisterSync
+from sitewatch.edge.faces.tracks import FaceRegister
+from sitewatch.edge.live import EdgeRunner, EdgeTuning
+from sitewatch.edge.rules.frame import PersonFrame
+from sitewatch.edge.tracking import subset
 from tests.conftest import shared_file
 from tests.edge.live_central import RealCentral
 from tests.edge.live_support import EdgeProcess, wait_for
@@ -108,8 +108,8 @@ def _site_config(folder: Path, central: RealCentral, local_register: Path | None
 
 def _local_register(path: Path) -> None:
     """The box's own enrolments: the red-helmet man (frame 160) and another man."""
-    from edge.faces.detection import FaceDetector
-    from edge.faces.embedding import FaceEmbedder
+    from sitewatch.edge.faces.detection import FaceDetector
+    from sitewatch.edge.faces.embedding import FaceEmbedder
 
     detector = FaceDetector(shared_file(f"models/{DETECTOR_MODEL}"))
     embedder = FaceEmbedder(shared_file(f"models/{RECOGNIZER_MODEL}"))

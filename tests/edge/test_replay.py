@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.config import load_config
-from edge.detector import Detector
-from edge.events import Event, EventPhase, RuleKind
-from edge.pipeline import CameraPipeline
-from edge.video import FrameSampler, VideoReader
 from sitewatch.cli import app
+from sitewatch.contract.events import Event, EventPhase, RuleKind
+from sitewatch.edge.config import load_config
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.frame_sampler import FrameSampler
+from sitewatch.edge.pipeline import CameraPipeline
+from sitewatch.edge.video import VideoReader
 
 pytestmark = pytest.mark.slow
 
@@ -170,8 +171,8 @@ def test_unreadable_video_and_unknown_camera_fail_clearly(
 def test_snapshot_highlights_the_event_person() -> None:
     import numpy as np
 
-    from edge.annotate import FrameAnnotator
-    from edge.detections import Detections
+    from sitewatch.edge.annotate import FrameAnnotator
+    from sitewatch.edge.detections import Detections
 
     frame = np.zeros((200, 300, 3), np.uint8)
     persons = Detections(
@@ -198,9 +199,9 @@ def test_snapshot_highlights_the_event_person() -> None:
 
 def test_own_model_replays(crew_video: Path, tmp_path: Path) -> None:
     """The built-in config with the project's own detector (skipped until it is trained)."""
-    from edge.models import PROJECT_ROOT
+    from sitewatch.resources import model_file
 
-    own = PROJECT_ROOT / "models" / "sitewatch-det.onnx"
+    own = model_file("sitewatch-det.onnx")
     if not own.is_file():
         pytest.skip(f"the project's own model {own} is not there yet")
     detector = Detector(own)
@@ -226,7 +227,7 @@ def test_own_model_replays(crew_video: Path, tmp_path: Path) -> None:
 
 def test_decoding_thread_changes_nothing(crew_video: Path, site_yaml: Path, tmp_path: Path) -> None:
     """Frames decoded ahead in a thread (the default) or inline: the same bytes out."""
-    from edge.replay import run_replay
+    from sitewatch.edge.replay import run_replay
 
     site = load_config(site_yaml)
     detector = Detector.from_config(site.model, site_yaml)

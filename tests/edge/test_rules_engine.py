@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.config import load_config
-from edge.events import EventPhase, RuleKind, Severity
+from sitewatch.contract.events import EventPhase, RuleKind, Severity
+from sitewatch.edge.config import load_config
 from tests.edge.rules_support import Person, Stepper
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "examples" / "calibrated-site.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.events import EventPhase, Severity
+from sitewatch.contract.events import EventPhase, Severity
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 RULES = {"fall_edge": {"min_duration_s": 1.0, "end_after_s": 1.0}}

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from edge.events import EventPhase, RuleKind
+from sitewatch.contract.events import EventPhase, RuleKind
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 BARE_7 = Person(7, helmet="bare")

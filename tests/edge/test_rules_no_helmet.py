@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.detections import CLASS_NAME
-from edge.events import EventPhase, HelmetState, Severity
+from sitewatch.contract.events import EventPhase, HelmetState, Severity
+from sitewatch.edge.detections import CLASS_NAME
 from tests.edge.rules_support import FRAME_WH, Person, Stepper, detections, phases, site_config
 
 RULES = {"no_helmet": {"min_duration_s": 1.0, "end_after_s": 1.0, "severity": "high"}}

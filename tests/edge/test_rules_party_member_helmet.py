@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.events import EventPhase, HelmetColour
+from sitewatch.contract.events import EventPhase, HelmetColour
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 RULES = {"party_member_helmet": {"min_duration_s": 2.0, "end_after_s": 1.0}}

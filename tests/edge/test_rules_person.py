@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge.config import SiteConfig
-from edge.events import EventPhase, HelmetState, RuleKind, Severity
+from sitewatch.contract.events import EventPhase, HelmetState, RuleKind, Severity
+from sitewatch.edge.config import SiteConfig
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 RULES = {"person": {"min_duration_s": 1.0, "end_after_s": 1.0}}

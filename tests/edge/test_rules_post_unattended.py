@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.config import WorkingHours
-from edge.events import EventPhase
-from edge.rules.post_unattended import is_working_time
+from sitewatch.contract.events import EventPhase
+from sitewatch.edge.config import WorkingHours
+from sitewatch.edge.rules.post_unattended import is_working_time
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 ZONES = {

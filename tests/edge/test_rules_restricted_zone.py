@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.events import EventPhase, Severity
+from sitewatch.contract.events import EventPhase, Severity
 from tests.edge.rules_support import Person, Stepper, phases, site_config
 
 ZONES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.config import TrackingConfig
-from edge.detections import CLASS_NAME, Detections
-from edge.tracking import PersonTracker
+from sitewatch.edge.config import TrackingConfig
+from sitewatch.edge.detections import CLASS_NAME, Detections
+from sitewatch.edge.tracking import PersonTracker
 
 
 def _dets(

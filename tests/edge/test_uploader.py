@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from edge.config import ServerConnection
-from edge.events import Event, EventPhase, RuleKind
-from edge.outbox import Outbox
-from edge.uploader import Outcome, TokenError, Uploader, UploadTuning, resolve_token
+from sitewatch.contract.events import Event, EventPhase, RuleKind
+from sitewatch.edge.config import ServerConnection
+from sitewatch.edge.outbox import Outbox
+from sitewatch.edge.uploader import Outcome, TokenError, Uploader, UploadTuning, resolve_token
 from tests.edge.ingest_standin import IngestStandIn
 
 JPEG = b"\xff\xd8\xff\xe0" + b"j" * 500

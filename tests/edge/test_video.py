@@ -13,15 +13,10 @@ import av
 import numpy as np
 import pytest
 
-from edge.video import (
-    EPOCH,
-    FrameSampler,
-    Mp4Writer,
-    Prefetch,
-    VideoError,
-    VideoFrame,
-    VideoReader,
-)
+from sitewatch.edge.frame_sampler import FrameSampler
+from sitewatch.edge.mp4 import Mp4Writer
+from sitewatch.edge.prefetch import Prefetch
+from sitewatch.edge.video import EPOCH, VideoError, VideoFrame, VideoReader
 
 
 def test_frames_carry_their_presentation_times(video_dir: Path) -> None:
@@ -92,7 +87,9 @@ def test_mp4_writer_round_trip(tmp_path: Path) -> None:
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 64, 48)
         frames = list(container.decode(stream))
     assert len(frames) == 20
-    assert float(frames[-1].pts * frames[-1].time_base) == pytest.approx(1.9, abs=0.01)
+    last = frames[-1]
+    assert last.pts is not None and last.time_base is not None
+    assert float(last.pts * last.time_base) == pytest.approx(1.9, abs=0.01)
 
 
 def test_prefetch_gives_the_frames_in_order_with_the_same_pixels(video_dir: Path) -> None:

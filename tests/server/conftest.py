@@ -27,11 +27,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from server.app import create_app
-from server.db.models import Base, Role
-from server.db.session import Database, make_engine
-from server.services import admin
-from server.settings import Settings
+from sitewatch.server.app import create_app
+from sitewatch.server.db.models import Role
+from sitewatch.server.db.session import Database, make_engine
+from sitewatch.server.db.tables import Base
+from sitewatch.server.services import admin
+from sitewatch.server.settings import Settings
 
 PG_URL = os.environ.get(
     "SITEWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from server.db.models import Role
+from sitewatch.server.db.models import Role
 from tests.server.conftest import PASSWORD, ServerEnv, event_json, post_event
 
 USER_READS = [
@@ -200,7 +200,7 @@ def test_repeated_failed_logins_are_throttled(server_env: ServerEnv) -> None:
 
 
 def test_throttle_window_passes() -> None:
-    from server.throttle import LoginThrottle, TooManyAttempts
+    from sitewatch.server.throttle import LoginThrottle, TooManyAttempts
 
     throttle = LoginThrottle(max_failures=2, window_s=10.0, max_keys=3)
     throttle.failed("user:a", now=0.0)

@@ -15,11 +15,11 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from edge.events import Event, EventPhase, RuleKind
-from edge.outbox import Outbox
-from edge.uploader import Outcome, Uploader, UploadTuning
-from server.db.models import Role
-from server.services import admin
+from sitewatch.contract.events import Event, EventPhase, RuleKind
+from sitewatch.edge.outbox import Outbox
+from sitewatch.edge.uploader import Outcome, Uploader, UploadTuning
+from sitewatch.server.db.models import Role
+from sitewatch.server.services import admin
 from tests.server.conftest import ServerEnv
 
 FAST = UploadTuning(retry_min_s=0.05, retry_max_s=0.2, heartbeat_s=0.2)

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from server.db.models import Role
+from sitewatch.server.db.models import Role
 from tests.server.conftest import ServerEnv, event_json, post_event
 
 

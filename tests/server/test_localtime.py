@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.localtime import day_range, day_start, format_time, local_day, zone
+from sitewatch.server.localtime import day_range, day_start, format_time, local_day, zone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -12,13 +12,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from typer.testing import CliRunner
 
-from server.app import create_app
-from server.db.models import Base
-from server.db.session import Database
-from server.logging_setup import JsonLineFormatter
-from server.media import JPEG, LocalMediaStore, MediaError, check_key, receive_upload
-from server.settings import SettingsError, load_settings
 from sitewatch.cli import app as cli_app
+from sitewatch.server.app import create_app
+from sitewatch.server.db.session import Database
+from sitewatch.server.db.tables import Base
+from sitewatch.server.logging_setup import JsonLineFormatter
+from sitewatch.server.media import JPEG, LocalMediaStore, MediaError, check_key, receive_upload
+from sitewatch.server.settings import SettingsError, load_settings
 from tests.server.conftest import ServerEnv, event_json, make_settings, post_event
 
 
@@ -185,7 +185,7 @@ def test_postgres_url_options_are_kept_and_utc_added(pg_schema: str) -> None:
 
     from sqlalchemy import text
 
-    from server.db.session import make_engine
+    from sitewatch.server.db.session import make_engine
     from tests.server.conftest import PG_URL
 
     engine = make_engine(f"{PG_URL}?options={quote(f'-c search_path={pg_schema}')}")

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 
-from server.db.models import Role
-from server.services.retention import apply_retention
+from sitewatch.server.db.models import Role
+from sitewatch.server.services.retention import apply_retention
 from tests.server.conftest import ServerEnv, event_json, post_event
 
 

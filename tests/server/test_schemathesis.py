@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import update
 
-from server.app import create_app
-from server.db.models import Device, User
-from server.db.session import Database
+from sitewatch.server.app import create_app
+from sitewatch.server.db.models import Device, User
+from sitewatch.server.db.session import Database
 from tests.server.conftest import (
     PASSWORD,
     event_json,
@@ -49,8 +49,8 @@ class Fuzzed:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def fuzzed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fuzzed]:
-    from server.db.models import Role
-    from server.services import admin
+    from sitewatch.server.db.models import Role
+    from sitewatch.server.services import admin
 
     database = fresh_database(request.param, request, tmp_path)
     app = create_app(make_settings(tmp_path), database=database)

@@ -21,14 +21,14 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
-from edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL, FaceDetector
-from edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
-from edge.faces.sync import RegisterSync, RegisterSyncError
-from edge.faces.tracks import FaceRegister
-from server.db.models import AuditEntry, Role
-from server.db.types import utcnow
-from server.db.workers import Worker, WorkerEmbedding
-from server.services.workers import purge_face_data
+from sitewatch.edge.faces.detection import DETECTOR_MODEL, RECOGNIZER_MODEL, FaceDetector
+from sitewatch.edge.faces.embedding import DEFAULT_MATCH_THRESHOLD, FaceEmbedder
+from sitewatch.edge.faces.sync import RegisterSync, RegisterSyncError
+from sitewatch.edge.faces.tracks import FaceRegister
+from sitewatch.server.db.models import AuditEntry, Role
+from sitewatch.server.db.types import utcnow
+from sitewatch.server.db.workers import Worker, WorkerEmbedding
+from sitewatch.server.services.workers import purge_face_data
 from tests.conftest import shared_file
 from tests.server.conftest import ServerEnv
 
@@ -272,18 +272,20 @@ def test_sync_failures_keep_the_local_register(tmp_path: Path) -> None:
 
 
 def test_missing_face_models_is_a_clear_503(
-    server_env: ServerEnv, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: bytes
+    server_env: ServerEnv, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: bytes, tmp_path: Path
 ) -> None:
-    from edge.faces.detection import FaceModelError
-    from server.services import workers
+    from sitewatch.server.services import workers
 
-    def missing() -> workers.PhotoEmbedder:
-        raise FaceModelError("face model x.onnx not found (tried /nowhere)")
-
-    monkeypatch.setattr(workers, "photo_embedder", missing)
-    reviewer = server_env.user("rita", Role.REVIEWER, ["site-a"])
-    answer = _enrol(reviewer, "site-a", "w-1", jpeg_bytes)
-    assert answer.status_code == 503 and "x.onnx" in answer.json()["detail"]
+    monkeypatch.setenv("SITEWATCH_SHARED", str(tmp_path))  # no models/ there
+    workers.photo_embedder.cache_clear()  # load the models again, from the empty folder
+    try:
+        reviewer = server_env.user("rita", Role.REVIEWER, ["site-a"])
+        answer = _enrol(reviewer, "site-a", "w-1", jpeg_bytes)
+    finally:
+        workers.photo_embedder.cache_clear()
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert "face_detection_yunet" in detail and str(tmp_path) in detail, detail
 
 
 def test_concurrent_enrolments_get_distinct_versions(server_env: ServerEnv) -> None:
@@ -291,8 +293,8 @@ def test_concurrent_enrolments_get_distinct_versions(server_env: ServerEnv) -> N
     gets its own version and the feed's version is the last one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from server.db.models import User
-    from server.services import workers
+    from sitewatch.server.db.models import User
+    from sitewatch.server.services import workers
 
     server_env.user("rita", Role.REVIEWER, ["site-a"])
 

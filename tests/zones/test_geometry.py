@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from zones.config import CameraZones
-from zones.geometry import CameraGeometry, GroundHomography, feet_anchors_norm
+from sitewatch.zones.config import CameraZones
+from sitewatch.zones.geometry import CameraGeometry, GroundHomography, feet_anchors_norm
 
 SQUARE = [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6], [0.2, 0.6]]
 #: A perspective view of a 4 m x 20 m strip: near corners at the bottom of the image.
@@ -58,7 +58,7 @@ def test_distance_to_an_edge_in_normalised_units() -> None:
 
 
 def test_homography_maps_calibration_points_and_lines() -> None:
-    from zones.config import GroundCalibration
+    from sitewatch.zones.config import GroundCalibration
 
     h = GroundHomography(GroundCalibration.model_validate(TRAPEZOID))
     ground = h.to_ground_m(TRAPEZOID["image_points"])

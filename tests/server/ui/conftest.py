@@ -22,8 +22,8 @@ from ui_seed import Seeded, make_overdue, seed_accounts, seed_events
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    from server.app import create_app
-    from server.settings import Settings
+    from sitewatch.server.app import create_app
+    from sitewatch.server.settings import Settings
 
     root = tmp_path_factory.mktemp("ui-server")
     settings = Settings(

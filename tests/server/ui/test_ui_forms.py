@@ -24,8 +24,8 @@ EVIDENCE_LIMIT_BYTES = 64 * 1024
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict, dict, Any]]:
-    from server.app import create_app
-    from server.settings import Settings
+    from sitewatch.server.app import create_app
+    from sitewatch.server.settings import Settings
 
     root = tmp_path_factory.mktemp("ui-forms")
     settings = Settings(
@@ -147,9 +147,9 @@ def test_rejected_evidence_reopens_the_hazard(ui: tuple) -> None:
 
 def test_filters_paging_and_csv(ui: tuple) -> None:
     client, app = ui[0], ui[3]
-    from edge.events import Event, RuleKind
-    from server.db.models import Device
-    from server.services.events import upsert_event
+    from sitewatch.contract.events import Event, RuleKind
+    from sitewatch.server.db.models import Device
+    from sitewatch.server.services.events import upsert_event
 
     with app.state.db.session() as db:
         device = db.query(Device).filter(Device.site_id == "site-b").one()

@@ -7,10 +7,10 @@ from enum import Enum
 
 import pytest
 
-from edge.events import HelmetColour, HelmetState, RuleKind, Severity
-from server.db.models import DismissReason, HazardStatus, ReviewStatus
-from server.ui.i18n import CATALOGUES, EN, ZH, label, translator
-from server.ui.rendering import TEMPLATE_DIR
+from sitewatch.contract.events import HelmetColour, HelmetState, RuleKind, Severity
+from sitewatch.server.db.models import DismissReason, HazardStatus, ReviewStatus
+from sitewatch.server.ui.i18n import CATALOGUES, EN, ZH, label, translator
+from sitewatch.server.ui.rendering import TEMPLATE_DIR
 
 TEMPLATE_KEY = re.compile(r"""\bt\(\s*['"]([a-z_.]+)['"]""")
 

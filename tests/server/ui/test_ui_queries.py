@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.db.models import ReviewStatus, Role, User
-from server.services import admin, events, hazards
-from server.ui import queries
-from server.ui.csv_rows import csv_chunks
+from sitewatch.server.db.models import ReviewStatus, Role, User
+from sitewatch.server.services import admin, events, hazards
+from sitewatch.server.ui import queries
+from sitewatch.server.ui.csv_rows import csv_chunks
 from tests.server.conftest import ServerEnv, event_json, post_event
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

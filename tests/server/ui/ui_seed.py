@@ -58,8 +58,8 @@ def _push(client: httpx.Client, token: str, body: dict, media: dict[str, Path]) 
 
 def seed_accounts(app: Any) -> dict[str, str]:
     """Sites, users and one device per site through the core's admin services."""
-    from server.db.models import Role
-    from server.services import admin
+    from sitewatch.server.db.models import Role
+    from sitewatch.server.services import admin
 
     with app.state.db.session() as db:
         admin.create_site(db, actor=None, site_id="site-a", name="一号工地 A")
@@ -120,8 +120,8 @@ def make_overdue(app: Any, event_id: uuid.UUID) -> None:
     """Confirm an event and give it a deadline in the past, through the core's services."""
     from sqlalchemy import select
 
-    from server.db.models import ReviewStatus, User
-    from server.services import events, hazards
+    from sitewatch.server.db.models import ReviewStatus, User
+    from sitewatch.server.services import events, hazards
 
     with app.state.db.session() as db:
         reviewer = db.scalar(select(User).where(User.username == "rev-a"))

@@ -24,21 +24,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from edge.events import HelmetColour  # noqa: E402
-from edge.helmet_colour import (  # noqa: E402
+from scripts.common import PROJECT_ROOT
+from sitewatch.contract.events import HelmetColour
+from sitewatch.edge.colour_features import colour_features, colour_features_v2
+from sitewatch.edge.colour_hue import classify_by_hue_votes
+from sitewatch.edge.colour_models import (
     FEATURE_VERSION,
     FEATURE_VERSION_V2,
     BoostedColourModel,
     HelmetColourModel,
-    classify_by_hue_votes,
-    colour_features,
-    colour_features_v2,
-    crop_boxes,
     load_colour_model,
 )
+from sitewatch.edge.helmet_colour import crop_boxes
 
 logger = logging.getLogger("train_helmet_colour")
 SOURCE_COLOURS = {1: "red", 2: "blue", 3: "white", 4: "yellow"}

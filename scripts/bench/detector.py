@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detector import Detector
+from scripts.common import PROJECT_ROOT
+from sitewatch.edge.detector import Detector
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 
 

@@ -13,7 +13,7 @@ Latency, per event: ``started_at`` (the first frame of the hazard; the rule then
 ``min_duration_s`` before raising it) -> spooled (event raised, written to the outbox) ->
 acknowledged by the server. Printed as median and p90 over all events.
 
-    .venv/bin/python scripts/bench_edge.py [--min-cameras 1] [--max-cameras 8] [--seconds 20]
+    .venv/bin/python -m scripts.bench.edge [--min-cameras 1] [--max-cameras 8] [--seconds 20]
         [--model M.onnx] [--threads T] [--sessions S] [--all]
 """
 
@@ -23,21 +23,18 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from edge.config import load_config  # noqa: E402
-from edge.live import EdgeRunner, EdgeTuning  # noqa: E402
-from tests.edge.live_central import RealCentral  # noqa: E402
-from tests.edge.live_support import write_site  # noqa: E402
-from tests.rtsp_server import RtspServer, system_rtsp_available  # noqa: E402
+from scripts.common import PROJECT_ROOT
+from sitewatch.edge.config import load_config
+from sitewatch.edge.live import EdgeRunner, EdgeTuning
+from tests.edge.live_central import RealCentral
+from tests.edge.live_support import write_site
+from tests.rtsp_server import RtspServer, system_rtsp_available
 
 SITE = "bench-site"
 

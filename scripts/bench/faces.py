@@ -1,6 +1,6 @@
 """Cost of the face stage: ms per frame and pipeline frames/s with and without it.
 
-    .venv/bin/python scripts/bench_faces.py [VIDEO] [--frames N] [--step K] [--every N]
+    .venv/bin/python -m scripts.bench.faces [VIDEO] [--frames N] [--step K] [--every N]
 
 Decodes N frames (every K-th) of the video into memory first, then runs the same frames
 through CameraPipeline twice, faces off and faces on (YuNet on the upper part of each
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,15 +21,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import FacesConfig  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.faces.stage import FaceStage  # noqa: E402
-from edge.models import shared_root  # noqa: E402
-from edge.pipeline import CameraPipeline  # noqa: E402
-from edge.replay import default_site_config  # noqa: E402
+from sitewatch.edge.config import FacesConfig
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.pipeline import CameraPipeline
+from sitewatch.edge.replay import default_site_config
+from sitewatch.resources import shared_root
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 

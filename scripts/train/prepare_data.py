@@ -35,9 +35,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.common import PROJECT_ROOT
+
 logger = logging.getLogger("prepare_data")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
 DETECTOR_NAMES = ("person", "head", "helmet")
 PERSON, HEAD, HELMET = 0, 1, 2
 #: source dataset -> {source class id: (detector class id, colour or "")}; absent = dropped

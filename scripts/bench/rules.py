@@ -1,6 +1,6 @@
 """How long the rule engine takes per frame (zones + every rule), printed, not asserted.
 
-    .venv/bin/python scripts/bench_rules.py [--people 20] [--frames 2000]
+    .venv/bin/python -m scripts.bench.rules [--people 20] [--frames 2000]
 
 Uses configs/examples/calibrated-site.yaml (a homography, two metre edges, a restricted
 zone and a post) with synthetic tracked people walking across the frame.
@@ -12,16 +12,16 @@ import argparse
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import supervision as sv
 
-from edge.config import load_config
-from edge.detections import HELMET_COLOUR, HELMET_STATE, ROLE, WORKER_ID
-from edge.rules.engine import RuleEngine
+from scripts.common import PROJECT_ROOT
+from sitewatch.edge.config import load_config
+from sitewatch.edge.detections import HELMET_COLOUR, HELMET_STATE, ROLE, WORKER_ID
+from sitewatch.edge.rules.engine import RuleEngine
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "examples" / "calibrated-site.yaml"
+CONFIG = PROJECT_ROOT / "configs" / "examples" / "calibrated-site.yaml"
 FRAME_WH = (1920, 1080)
 
 

@@ -1,6 +1,6 @@
 """Int8 variant of the shipped detector: ONNX Runtime static quantization (QDQ).
 
-    .venv/bin/python scripts/quantize_detector.py [--onnx models/sitewatch-det.onnx]
+    .venv/bin/python -m scripts.train.quantize_detector [--onnx models/sitewatch-det.onnx]
         [--out models/sitewatch-det-int8.onnx] [--images DIR] [--calib-images 120]
 
 Only Conv nodes are quantized (weights int8 per channel, activations uint8), calibrated on
@@ -20,10 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from edge.detector import letterbox  # noqa: E402
+from scripts.common import PROJECT_ROOT
+from sitewatch.edge.detector import letterbox
 
 CALIBRATION_SIZE = 416
 

@@ -1,6 +1,6 @@
 """The replay pipeline against the bare cost of decoding plus inference on the same frames.
 
-    .venv/bin/python scripts/bench_pipeline_overhead.py [VIDEO] [--config C] [--max-seconds 5]
+    .venv/bin/python -m scripts.bench.pipeline_overhead [VIDEO] [--config C] [--max-seconds 5]
 
 Runs over the first ``--max-seconds`` of the same video, every frame, same model:
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,26 +38,24 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import load_config  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.detector_pool import (  # noqa: E402
+from sitewatch.edge.config import load_config
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.detector_pool import (
     DetectionsAhead,
     DetectorPool,
     FrameDetector,
     load_detector,
 )
-from edge.models import shared_root  # noqa: E402
-from edge.replay import (  # noqa: E402
+from sitewatch.edge.prefetch import Prefetch
+from sitewatch.edge.replay import (
     DECODE_AHEAD,
     DETECT_AHEAD_PER_SESSION,
     ReplayResult,
     default_site_config,
     run_replay,
 )
-from edge.video import Prefetch, VideoReader  # noqa: E402
+from sitewatch.edge.video import VideoReader
+from sitewatch.resources import shared_root
 
 
 def bench_bare(

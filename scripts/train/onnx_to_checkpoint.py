@@ -39,10 +39,8 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from edge.detector import letterbox  # noqa: E402
+from scripts.common import PROJECT_ROOT
+from sitewatch.edge.detector import letterbox
 
 logger = logging.getLogger("onnx_to_checkpoint")
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -195,7 +193,7 @@ def calibrate_bn(model: Any, images: list[np.ndarray], batch: int = 16) -> int:
 
 
 def save_checkpoint(model: Any, out: Path, source: Path, bn_mode: str) -> None:
-    from scripts.train_detector import save_checkpoint as save_ultralytics
+    from scripts.train.train_detector import save_checkpoint as save_ultralytics
 
     model.float()
     for param in model.parameters():
@@ -293,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     save_checkpoint(model, args.out, args.onnx, args.bn)
     logger.info("saved %s", args.out)
     if args.verify:
-        from scripts.export_detector import export
+        from scripts.train.export_detector import export
 
         check = args.out.with_suffix(".verify.onnx")
         export(args.out, check, size)

@@ -1,6 +1,6 @@
 """The replay pipeline against Ultralytics' own ``YOLO(...).track()``, same weights and input.
 
-    .venv/bin/python scripts/bench_vs_ultralytics.py [VIDEO] [--config C] [--model M.onnx]
+    .venv/bin/python -m scripts.bench.vs_ultralytics [VIDEO] [--config C] [--model M.onnx]
         [--max-seconds 5] [--rounds 2] [--pt WEIGHTS.pt | --no-pt] [--detect-fps F]
 
 Every row runs on the first ``--max-seconds`` of the same video, in this process, with
@@ -19,7 +19,7 @@ hits all alike, and the totals are compared. Rows:
   not how Ultralytics runs out of the box;
 - ``ultralytics track(), PyTorch .pt`` (**equal work** in weights and ``imgsz``): how
   people use Ultralytics today. ``--pt`` names the weights; by default the exact PyTorch
-  twin of the ONNX is rebuilt into a temporary folder (``scripts/onnx_to_checkpoint.py``,
+  twin of the ONNX is rebuilt into a temporary folder (``scripts/train/onnx_to_checkpoint.py``,
   BN as identity: its re-export matches the ONNX with a max abs output difference of 0).
   Ultralytics letterboxes the .pt to the smallest multiple of 32 that fits (416x256 for a
   16:9 video at 416), as sitewatch and Ultralytics do with the dynamic-axes ONNX. A second
@@ -33,7 +33,7 @@ hits all alike, and the totals are compared. Rows:
   ORT's own threads, as sitewatch ran before detector pools;
 - ``ceiling: decode + model call only``: no pipeline at all, only PyAV decoding and the
   sitewatch detector (same sessions) on every frame
-  (``scripts/bench_pipeline_overhead.bench_bare``): the most any pipeline with this model
+  (``scripts/bench/pipeline_overhead.bench_bare``): the most any pipeline with this model
   call on this machine can reach, tracking, rules and output costing nothing;
 - ``ultralytics track(), ONNX, vid_stride=N``: Ultralytics decodes every frame (``grab``)
   and detects and tracks every N-th, N = round(video fps / F);
@@ -63,7 +63,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -77,15 +76,12 @@ os.environ.setdefault("YOLO_VERBOSE", "false")
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import SiteConfig, load_config  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.detector_pool import DetectorPool, FrameDetector, load_detector  # noqa: E402
-from edge.models import shared_root  # noqa: E402
-from edge.replay import default_site_config, run_replay  # noqa: E402
-from edge.video import VideoReader  # noqa: E402
+from sitewatch.edge.config import SiteConfig, load_config
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.detector_pool import DetectorPool, FrameDetector, load_detector
+from sitewatch.edge.replay import default_site_config, run_replay
+from sitewatch.edge.video import VideoReader
+from sitewatch.resources import shared_root
 
 REFERENCE = "ultralytics track(), ONNX"
 
@@ -122,7 +118,7 @@ def bench_sitewatch(
 def bench_ceiling(
     video: Path, detector: FrameDetector, max_seconds: float
 ) -> tuple[int, int, float]:
-    from scripts.bench_pipeline_overhead import bench_bare
+    from scripts.bench.pipeline_overhead import bench_bare
 
     frames, decode_s, infer_s = bench_bare(video, detector, max_seconds)
     return frames, frames, decode_s + infer_s
@@ -222,7 +218,7 @@ def make_rows(
     if args.no_pt:
         skipped.append("ultralytics track(), PyTorch .pt (both rows): left out (--no-pt)")
     elif args.pt is None:
-        from scripts.onnx_to_checkpoint import identity_checkpoint
+        from scripts.train.onnx_to_checkpoint import identity_checkpoint
 
         args.pt = identity_checkpoint(onnx, Path(args.workdir) / f"{onnx.stem}.pt")
     if not args.no_pt and args.pt.is_file():

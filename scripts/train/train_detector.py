@@ -1,7 +1,7 @@
 """Train the sitewatch detector (person, head, helmet) with Ultralytics, on CPU or GPU.
 
-Step 2 and 3 of the recipe (step 1 is scripts/prepare_data.py, step 4
-scripts/export_detector.py):
+Step 2 and 3 of the recipe (step 1 is scripts/train/prepare_data.py, step 4
+scripts/train/export_detector.py):
 
 * ``transplant``: the official YOLOv5n v7.0 COCO checkpoint (../shared/models/
   yolov5n-coco.pt, yolov5-repo pickles) is read with stand-in classes for the yolov5
@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scripts.common import PROJECT_ROOT
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 logger = logging.getLogger("train_detector")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
 ARCH_YAML = "yolov5nu.yaml"
 YOLOV5_PACKAGES = ("models", "utils")
 

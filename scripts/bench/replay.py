@@ -1,6 +1,6 @@
 """Replay speed on this machine: frames per second and where the time goes.
 
-    .venv/bin/python scripts/bench_replay.py [VIDEO] [--detect-fps F] [--max-seconds S]
+    .venv/bin/python -m scripts.bench.replay [VIDEO] [--detect-fps F] [--max-seconds S]
 
 Runs ``sitewatch replay``'s loop (edge.replay.run_replay) on a video with the model the
 config resolves to (the project's own model, else the shared COCO YOLOv8n fallback) and
@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import load_config  # noqa: E402
-from edge.detector_pool import FrameDetector, load_detector  # noqa: E402
-from edge.models import shared_root  # noqa: E402
-from edge.replay import ReplayResult, default_site_config, run_replay  # noqa: E402
+from sitewatch.edge.config import load_config
+from sitewatch.edge.detector_pool import FrameDetector, load_detector
+from sitewatch.edge.replay import ReplayResult, default_site_config, run_replay
+from sitewatch.resources import shared_root
 
 
 def main() -> None:

@@ -19,13 +19,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from edge.clips import ClipRecorder, FrameRing
-from edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
-from edge.faces.clip_privacy import clip_blur_factory
-from edge.faces.stage import FaceStage
-from edge.faces.tracks import FaceRegister
+from scripts.common import shared_root
+from sitewatch.edge.clips import ClipRecorder, FrameRing
+from sitewatch.edge.config import CameraConfig, FacesConfig, PrivacyConfig, SiteConfig, SiteInfo
+from sitewatch.edge.faces.clip_privacy import clip_blur_factory
+from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.faces.tracks import FaceRegister
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = shared_root()
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 

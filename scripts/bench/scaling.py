@@ -1,6 +1,6 @@
 """How the pipeline's cost grows with people in the frame and with cameras.
 
-    .venv/bin/python scripts/bench_scaling.py [VIDEO] [--config C] [--frames 30]
+    .venv/bin/python -m scripts.bench.scaling [VIDEO] [--config C] [--frames 30]
         [--crops 0.25,0.5,1] [--cameras 1,2,4]
 
 People: the first ``--frames`` frames of the video (default concrete-pour-crew.mp4, about
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,15 +24,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge.config import SiteConfig, load_config  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.models import shared_root  # noqa: E402
-from edge.pipeline import STAGES, CameraPipeline  # noqa: E402
-from edge.replay import default_site_config  # noqa: E402
-from edge.video import VideoReader  # noqa: E402
+from sitewatch.edge.config import SiteConfig, load_config
+from sitewatch.edge.detector import Detector
+from sitewatch.edge.pipeline import STAGES, CameraPipeline
+from sitewatch.edge.replay import default_site_config
+from sitewatch.edge.video import VideoReader
+from sitewatch.resources import shared_root
 
 
 def read_frames(video: Path, count: int) -> tuple[list[np.ndarray], list[float]]:

@@ -7,7 +7,7 @@ PostgreSQL server), registers N devices, and lets each device push event lifecyc
 (start, update, end: three PUTs each, optionally a JPEG snapshot) as fast as the server
 answers, for a bounded time. Prints sustained ingests per second and latency percentiles.
 
-    .venv/bin/python scripts/bench_server_load.py --backend both --devices 16 --duration-s 15
+    .venv/bin/python -m scripts.bench.server_load --backend both --devices 16 --duration-s 15
 
 Client and server share this machine's CPU, so the numbers are a lower bound.
 """
@@ -32,11 +32,9 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from server.db.session import Database, make_engine  # noqa: E402
-from server.services import admin  # noqa: E402
+from scripts.common import PROJECT_ROOT as ROOT
+from sitewatch.server.db.session import Database, make_engine
+from sitewatch.server.services import admin
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MAX_DEVICES, MAX_DURATION_S = 256, 120.0

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from scripts.common import PROJECT_ROOT
 
 
 def sha256(path: Path) -> str:

@@ -1,0 +1,1 @@
+"""Example and demo site configs shipped with sitewatch (``sitewatch.resources.config_file``)."""

@@ -1,0 +1,1 @@
+"""The models sitewatch ships (package data: ``sitewatch.resources.model_file``)."""

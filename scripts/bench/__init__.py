@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its numbers (``python -m scripts.bench.NAME --help``)."""
