@@ -24,10 +24,12 @@ import numpy as np
 
 from sitewatch.contract.events import HelmetColour
 from sitewatch.edge.colour_features import colour_features_v2, hsv_features, to_hsv
-from sitewatch.edge.colour_hue import ORANGE_HUE, looks_orange_hsv
+from sitewatch.edge.colour_hue import ORANGE_HUE, looks_orange_hsv, looks_pink_hsv
 
 FEATURE_VERSION = "hsv-hist-v1"
 FEATURE_VERSION_V2 = "hsv-lab-v2"
+#: The calls the models give pink helmets (mostly red, a few white).
+PINK_LOOKALIKES = (HelmetColour.RED, HelmetColour.WHITE, HelmetColour.OTHER)
 
 
 def _decide(
@@ -36,19 +38,25 @@ def _decide(
     hsv_image: np.ndarray | Callable[[], np.ndarray],
     orange_band: tuple[float, float],
 ) -> HelmetColour:
-    """The model's colour call: ``other`` below its ``min_probability``; a red or yellow
-    call whose window looks orange (see :func:`looks_orange`) is ``orange``.
-    ``hsv_image`` may be a callable, converted only when the orange check needs it."""
+    """The model's colour call: ``other`` below its ``min_probability``; a red, white or
+    other call whose window has a pink hue is ``pink`` (the models were never shown pink,
+    and read it red: a pink helmet must never make a party member); with the orange rule,
+    a red or yellow call whose window looks orange (see :func:`looks_orange`) is
+    ``orange``. ``hsv_image`` may be a callable, converted only when a check needs it."""
     best = int(np.argmax(probabilities))
-    if probabilities[best] < model.min_probability:
-        return HelmetColour.OTHER
     colour = model.classes[best]
+    if probabilities[best] < model.min_probability:
+        colour = HelmetColour.OTHER
+    if colour in PINK_LOOKALIKES and looks_pink_hsv(_hsv(hsv_image)):
+        return HelmetColour.PINK
     warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
-    if model.detect_orange and warm:
-        hsv = hsv_image() if callable(hsv_image) else hsv_image
-        if looks_orange_hsv(hsv, orange_band):
-            return HelmetColour.ORANGE
+    if model.detect_orange and warm and looks_orange_hsv(_hsv(hsv_image), orange_band):
+        return HelmetColour.ORANGE
     return colour
+
+
+def _hsv(hsv_image: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
+    return hsv_image() if callable(hsv_image) else hsv_image
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from sitewatch.contract.events import HelmetColour
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = model_file("helmet-colour.json")
 MIN_CROP_PX = 2
+#: A frame whose pixels' channels differ by at most this much (0-255; all but 0.1 % of the
+#: shrunk frame's pixels) holds no colour: a greyscale or infrared night camera. Colour
+#: frames of the shared clips and data sets measure 40-255 (checked in tests); a grey or
+#: tinted IR frame a few units. A small coloured patch is enough to count as colour.
+GREY_MAX_CHANNEL_SPREAD = 12
+#: The frame is judged on a copy shrunk to this side (cheap on 4 MP frames).
+GREY_CHECK_SIDE = 96
 
 
 @lru_cache(maxsize=4)
@@ -81,5 +89,20 @@ def crop_boxes(frame_bgr: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
 def classify_helmet_colours(
     frame_bgr: np.ndarray, xyxy: np.ndarray, model: ColourModel | None = None
 ) -> list[HelmetColour]:
-    """Colour of every helmet box ``xyxy (N, 4)`` (pixels) in ``frame_bgr``."""
-    return classify_crops(crop_boxes(frame_bgr, xyxy), model)
+    """Colour of every helmet box ``xyxy (N, 4)`` (pixels) in ``frame_bgr``: ``unknown`` for
+    all of them when the frame holds no colour (:func:`is_greyscale`), never a guess."""
+    crops = crop_boxes(frame_bgr, xyxy)
+    if crops and is_greyscale(frame_bgr):
+        return [HelmetColour.UNKNOWN] * len(crops)
+    return classify_crops(crops, model)
+
+
+def is_greyscale(frame_bgr: np.ndarray) -> bool:
+    """True for a frame without colour (its channels all but equal everywhere)."""
+    small = cv2.resize(
+        np.ascontiguousarray(frame_bgr),
+        (GREY_CHECK_SIDE, GREY_CHECK_SIDE),
+        interpolation=cv2.INTER_AREA,
+    ).astype(np.int16)
+    spread = small.max(axis=2) - small.min(axis=2)
+    return bool(np.percentile(spread, 99.9) <= GREY_MAX_CHANNEL_SPREAD)

@@ -126,7 +126,9 @@ def test_onnx_to_checkpoint_rebuilds_the_shipped_detector() -> None:
     names = o2c.ast.literal_eval(meta["names"])
     size = o2c.ast.literal_eval(meta["imgsz"])[0]
     model = o2c.build_model(weights, names).eval()
-    x = o2c.to_input(o2c.cv2.imread(str(image_path)), size)
+    image = o2c.cv2.imread(str(image_path))
+    assert image is not None
+    x = o2c.to_input(image, size)
     session = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
     expected = session.run(None, {session.get_inputs()[0].name: x})[0]
     with torch.no_grad():

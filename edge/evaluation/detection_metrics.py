@@ -18,6 +18,8 @@ import numpy as np
 import supervision as sv
 from supervision.metrics import MeanAveragePrecision, Precision, Recall
 
+from sitewatch.edge.errors import SitewatchError
+
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -48,10 +50,19 @@ class LabelledImage:
     colours: list[str]
 
 
+class LabelError(SitewatchError, ValueError):
+    """A label file that cannot be read as the class map says (names file and line)."""
+
+
 def read_labels(
-    label_path: Path, class_map: dict[int, ClassMapEntry], wh: tuple[int, int]
+    label_path: Path,
+    class_map: dict[int, ClassMapEntry],
+    wh: tuple[int, int],
+    *,
+    ignore_unmapped: bool = False,
 ) -> LabelledImage:
-    """One YOLO label file in pixels; unmapped class ids are errors naming file and line."""
+    """One YOLO label file in pixels. A class id missing from ``class_map`` is skipped with
+    ``ignore_unmapped``, else a LabelError naming file and line (as is a malformed line)."""
     rows: list[list[float]] = []
     names: list[str] = []
     colours: list[str] = []
@@ -63,11 +74,15 @@ def read_labels(
         try:
             class_id, values = int(parts[0]), [float(v) for v in parts[1:5]]
         except ValueError as exc:
-            raise ValueError(f"{label_path}:{line_no}: bad YOLO line {line!r}") from exc
-        if class_id not in class_map or len(values) != 4:
-            raise ValueError(
-                f"{label_path}:{line_no}: class {class_id} not in the class map "
-                f"{sorted(class_map)} or not 4 coordinates"
+            raise LabelError(f"{label_path}:{line_no}: bad YOLO line {line!r}") from exc
+        if len(values) != 4:
+            raise LabelError(f"{label_path}:{line_no}: {len(values)} coordinates, not 4")
+        if class_id not in class_map:
+            if ignore_unmapped:
+                continue
+            raise LabelError(
+                f"{label_path}:{line_no}: class {class_id} is not in the class map "
+                f"{sorted(class_map)} (add it to --class-map, or pass --ignore-unmapped)"
             )
         rows.append(values)
         names.append(class_map[class_id].name)

@@ -65,9 +65,10 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict, Unpack, cast
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ["YOLO_AUTOINSTALL"] = "false"
@@ -131,7 +132,7 @@ def ort_spinning_off() -> Iterator[None]:
 
     original = ort.InferenceSession
 
-    def session(path, sess_options=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def session(path: str, sess_options: Any = None, *args: Any, **kwargs: Any) -> Any:
         options = sess_options or ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -142,6 +143,14 @@ def ort_spinning_off() -> Iterator[None]:
         yield
     finally:
         ort.InferenceSession = original
+
+
+class UltralyticsOptions(TypedDict, total=False):
+    """The options of :func:`bench_ultralytics` that a row sets."""
+
+    vid_stride: int
+    no_spinning: bool
+    rect: bool | None
 
 
 def bench_ultralytics(
@@ -156,19 +165,24 @@ def bench_ultralytics(
 ) -> tuple[int, int, float]:
     """Frames covered and results after the first, and the seconds they took."""
     from ultralytics import YOLO
+    from ultralytics.engine.results import Results
 
     with ort_spinning_off() if no_spinning else contextlib.nullcontext():
         model = YOLO(str(weights), task="detect")
-        stream = model.track(
-            source=str(video),
-            tracker="bytetrack.yaml",
-            imgsz=imgsz,
-            conf=site.model.confidence,
-            iou=site.model.iou,
-            vid_stride=vid_stride,
-            **({} if rect is None else {"rect": rect}),
-            stream=True,
-            verbose=False,
+        # track() is typed for both modes; with stream=True it returns a generator
+        stream = cast(
+            Generator[Results, None, None],
+            model.track(
+                source=str(video),
+                tracker="bytetrack.yaml",
+                imgsz=imgsz,
+                conf=site.model.confidence,
+                iou=site.model.iou,
+                vid_stride=vid_stride,
+                **({} if rect is None else {"rect": rect}),
+                stream=True,
+                verbose=False,
+            ),
         )
         results, first_s = 0, 0.0
         for _ in stream:
@@ -200,7 +214,9 @@ def make_rows(
     detect_fps = args.detect_fps if args.detect_fps is not None else site.cameras[0].detect_fps
     stride = max(1, round(video_fps / detect_fps))
 
-    def ultralytics(weights: Path, **kwargs: object) -> Callable[[], tuple[int, int, float]]:
+    def ultralytics(
+        weights: Path, **kwargs: Unpack[UltralyticsOptions]
+    ) -> Callable[[], tuple[int, int, float]]:
         return lambda: bench_ultralytics(args.video, site, weights, imgsz, max_frames, **kwargs)
 
     onnx = detector.model_path
@@ -343,17 +359,17 @@ def main() -> None:
         summary.add_column(
             column, justify="left" if column in ("pipeline", "work", "note") else "right"
         )
-    group_reference = {}
+    group_reference: dict[str, str] = {}
     row_groups = {row.name: row.group for row in rows}
     for row in rows:
         group_reference.setdefault(row.group, row.name)
     for row in rows:
-        frames, calls, seconds = totals[row.name]
+        _, total_calls, total_seconds = totals[row.name]
         summary.add_row(
             row.name,
             row.group + (" (equal work)" if row.group == EVERY_FRAME else ""),
             f"{fps[row.name]:.1f}",
-            f"{calls / seconds:.1f}",
+            f"{total_calls / total_seconds:.1f}",
             f"{fps[row.name] / fps[REFERENCE]:.2f}x",
             f"{fps[row.name] / fps[group_reference[row.group]]:.2f}x",
             row.note,

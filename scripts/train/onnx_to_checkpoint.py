@@ -32,7 +32,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -56,6 +56,13 @@ def onnx_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     meta = {p.key: p.value for p in model.metadata_props}
     return weights, meta
+
+
+def read_image(path: Path) -> np.ndarray:
+    """``cv2.imread`` of ``path`` (which answers None for a file it cannot read)."""
+    image = cv2.imread(str(path))
+    assert image is not None, f"cannot read {path}"
+    return image
 
 
 def to_input(image_bgr: np.ndarray, size: int) -> np.ndarray:
@@ -104,10 +111,14 @@ def build_model(weights: dict[str, np.ndarray], names: dict[int, str]) -> Any:
     # The class branch width c3 depends on nc at build time: a model fine-tuned from an
     # 80-class start keeps c3 = 80 (Ultralytics' BaseModel.load rebuilds it at the
     # source width). Match the ONNX's width.
-    head = model.model[-1]
+    # ``model.model`` (the nn.Sequential parse_model builds) is untyped in Ultralytics; its
+    # last layer is the Detect head, whose cv3 branches are indexed by position.
+    head: Any = cast(torch.nn.Sequential, model.model)[-1]
     width = int(weights["model.24.cv3.0.0.conv.weight"].shape[0])
     if head.cv3[0][0].conv.out_channels != width:
-        wide = DetectionModel(ARCH_YAML, nc=width, verbose=False).model[-1].cv3
+        wide_model = DetectionModel(ARCH_YAML, nc=width, verbose=False)
+        wide_head: Any = cast(torch.nn.Sequential, wide_model.model)[-1]
+        wide = wide_head.cv3
         for branch in wide:
             branch[-1] = torch.nn.Conv2d(branch[-1].in_channels, len(names), 1)
         head.cv3 = wide
@@ -122,7 +133,8 @@ def build_model(weights: dict[str, np.ndarray], names: dict[int, str]) -> Any:
                     shape = tuple(module.conv.weight.shape)
                     raise ValueError(f"{w_key}: ONNX {tuple(w.shape)} vs model {shape}")
                 module.conv.weight.copy_(w)
-                bn = module.bn
+                bn = module.bn  # tracks running stats: running_mean/var are never None
+                assert bn.running_mean is not None and bn.running_var is not None
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(b)
                 bn.running_mean.zero_()
@@ -183,7 +195,8 @@ def calibrate_bn(model: Any, images: list[np.ndarray], batch: int = 16) -> int:
             mean = sums[name] / counts[name]
             std = (sq_sums[name] / counts[name] - mean * mean).clamp_min(1e-8).sqrt()
             std = std.clamp_min(1e-3)
-            bn = module.bn
+            bn = module.bn  # tracks running stats: running_mean/var are never None
+            assert bn.running_mean is not None and bn.running_var is not None
             module.conv.weight.div_(std.float().view(-1, 1, 1, 1))
             bn.running_mean.copy_((mean / std).float())
             bn.running_var.fill_(1.0)
@@ -278,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     size = ast.literal_eval(meta.get("imgsz", "[320, 320]"))[0]
     model = build_model(weights, names)
     paths = training_images(args.split, args.data_root, args.calib_images + 16)
-    images = [to_input(cv2.imread(str(p)), size) for p in paths]
+    images = [to_input(read_image(p), size) for p in paths]
     if args.bn == "calibrated":
         n = calibrate_bn(model, images[:-16])
         logger.info("calibrated %d BN layers on %d training images", n, len(images) - 16)
@@ -296,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         check = args.out.with_suffix(".verify.onnx")
         export(args.out, check, size)
         frames = video_frames(args.video, 20)
-        frames += [cv2.imread(str(p)) for p in paths[:10]]
+        frames += [read_image(p) for p in paths[:10]]
         diff = max_output_diff(args.onnx, check, frames, size)
         print(f"max abs output difference vs {args.onnx.name} on {len(frames)} frames: {diff:.3g}")
         if not diff <= args.tol:

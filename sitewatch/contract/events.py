@@ -57,10 +57,13 @@ class EventPhase(str, Enum):
 class HelmetColour(str, Enum):
     RED = "red"
     ORANGE = "orange"
+    PINK = "pink"  # never red: pink helmets are common at site entrances
     YELLOW = "yellow"
     WHITE = "white"
     BLUE = "blue"
     OTHER = "other"
+    #: The picture holds no colour to judge (a greyscale or infrared night frame).
+    UNKNOWN = "unknown"
 
 
 class HelmetState(str, Enum):

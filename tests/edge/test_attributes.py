@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,21 @@ from sitewatch.edge.detections import (
 )
 
 FRAME = np.zeros((400, 600, 3), np.uint8)
+
+
+class _CountingClassifier(Protocol):
+    """A colour classifier that records the number of boxes of each call in ``calls``."""
+
+    calls: list[int]
+
+    def __call__(self, frame: np.ndarray, xyxy: np.ndarray, /) -> list[HelmetColour]: ...
+
+
+def _column(dets: Detections, key: str) -> np.ndarray:
+    """A ``data`` column of ``dets`` (supervision also allows lists; the stages store arrays)."""
+    column = dets.data[key]
+    assert isinstance(column, np.ndarray)
+    return column
 
 
 def _persons(boxes: list[tuple[float, float, float, float]], ids: list[int]) -> Detections:
@@ -37,15 +54,16 @@ def _heads(boxes: list[tuple[float, float, float, float]], names: list[str]) -> 
     )
 
 
-def _fixed_colour(colour: HelmetColour):
+def _fixed_colour(colour: HelmetColour) -> _CountingClassifier:
     calls: list[int] = []
 
     def classify(frame: np.ndarray, xyxy: np.ndarray) -> list[HelmetColour]:
         calls.append(len(xyxy))
         return [colour] * len(xyxy)
 
-    classify.calls = calls  # type: ignore[attr-defined]
-    return classify
+    counting = cast(_CountingClassifier, classify)
+    counting.calls = calls
+    return counting
 
 
 # --- association -------------------------------------------------------------------
@@ -92,9 +110,9 @@ def test_helmet_colour_and_role_are_filled() -> None:
     )
     heads = _heads([(115, 102, 145, 132), (315, 100, 345, 130)], ["helmet", "head"])
     out = attrs.update(persons, heads, FRAME, now_s=0.0)
-    assert out.data[HELMET_STATE].tolist() == ["helmet", "bare", "unknown"]
-    assert out.data[HELMET_COLOUR].tolist() == ["red", "", ""]
-    assert out.data[ROLE].tolist() == ["party_member", "", ""]
+    assert _column(out, HELMET_STATE).tolist() == ["helmet", "bare", "unknown"]
+    assert _column(out, HELMET_COLOUR).tolist() == ["red", "", ""]
+    assert _column(out, ROLE).tolist() == ["party_member", "", ""]
     np.testing.assert_allclose(out.data[HEAD_XYXY][0], [115, 102, 145, 132])
     assert np.isnan(out.data[HEAD_XYXY][2]).all()
     assert persons.data.keys() == {CLASS_NAME}  # the input is not mutated
@@ -110,7 +128,7 @@ def test_unmapped_colour_is_a_plain_worker() -> None:
         FRAME,
         0.0,
     )
-    assert out.data[ROLE].tolist() == ["worker"]
+    assert _column(out, ROLE).tolist() == ["worker"]
 
 
 def test_real_colour_classifier_on_a_red_helmet() -> None:
@@ -123,8 +141,8 @@ def test_real_colour_classifier_on_a_red_helmet() -> None:
         frame,
         0.0,
     )
-    assert out.data[HELMET_COLOUR].tolist() == ["red"]
-    assert out.data[ROLE].tolist() == ["party_member"]
+    assert _column(out, HELMET_COLOUR).tolist() == ["red"]
+    assert _column(out, ROLE).tolist() == ["party_member"]
 
 
 @pytest.mark.parametrize("orange_helmets", [False, True])
@@ -138,7 +156,7 @@ def test_orange_helmets_setting_reaches_the_colour_model(orange_helmets: bool) -
         frame,
         0.0,
     )
-    colour = out.data[HELMET_COLOUR].tolist()[0]
+    colour = _column(out, HELMET_COLOUR).tolist()[0]
     assert (colour == "orange") == orange_helmets, colour
     assert colour in ("orange", "red", "yellow")
 
@@ -199,13 +217,13 @@ def test_state_of_vanished_tracks_is_pruned() -> None:
             now_s=i * 0.5,
         )
     assert len(attrs.tracked_ids) <= 3
-    assert classify.calls == [1] * 50  # type: ignore[attr-defined]
+    assert classify.calls == [1] * 50
 
 
 # --- colour check rate ---------------------------------------------------------------
 
 
-def _scripted_colours(colours: list[HelmetColour]):
+def _scripted_colours(colours: list[HelmetColour]) -> _CountingClassifier:
     """A classifier answering each call with the next colour of ``colours``."""
     answers = iter(colours)
     calls: list[int] = []
@@ -214,8 +232,9 @@ def _scripted_colours(colours: list[HelmetColour]):
         calls.append(len(xyxy))
         return [next(answers) for _ in range(len(xyxy))]
 
-    classify.calls = calls  # type: ignore[attr-defined]
-    return classify
+    counting = cast(_CountingClassifier, classify)
+    counting.calls = calls
+    return counting
 
 
 def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_every_frame() -> None:
@@ -224,14 +243,14 @@ def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_eve
     # 30 frames a second for 2 s: every frame keeps the state and colour it had
     outs = [_step(attrs, i / 30, "helmet") for i in range(60)]
     assert set(outs) == {("helmet", "red")}
-    checks = len(classify.calls)  # type: ignore[attr-defined]
+    checks = len(classify.calls)
     assert 10 <= checks <= 14  # about 5 a second (a check is due after 0.75 of a period)
     # every detected frame: one check each
     every = _fixed_colour(HelmetColour.RED)
     attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=0), classify_colours=every)
     for i in range(60):
         _step(attrs, i / 30, "helmet")
-    assert len(every.calls) == 60  # type: ignore[attr-defined]
+    assert len(every.calls) == 60
 
 
 def test_at_the_check_rate_every_frame_is_checked_even_with_jittered_times() -> None:
@@ -240,7 +259,7 @@ def test_at_the_check_rate_every_frame_is_checked_even_with_jittered_times() -> 
     times = [0.0, 0.19, 0.41, 0.58, 0.81, 0.99]  # 5 detections a second, live jitter
     for t in times:
         _step(attrs, t, "helmet")
-    assert classify.calls == [1] * len(times)  # type: ignore[attr-defined]
+    assert classify.calls == [1] * len(times)
 
 
 def test_the_colour_vote_counts_checked_frames_only() -> None:
@@ -251,7 +270,7 @@ def test_the_colour_vote_counts_checked_frames_only() -> None:
         AttributesConfig(colour_checks_per_s=5.0, helmet_window_s=1.5), classify_colours=classify
     )
     outs = [_step(attrs, i / 30, "helmet") for i in range(13)]  # 0 .. 0.4 s
-    assert classify.calls == [1, 1, 1]  # type: ignore[attr-defined]
+    assert classify.calls == [1, 1, 1]
     assert outs[0] == ("helmet", "red")
     assert outs[-1] == ("helmet", "blue")
 
@@ -261,4 +280,4 @@ def test_a_bare_head_does_not_use_up_the_colour_check() -> None:
     attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
     _step(attrs, 0.0, "head")
     assert _step(attrs, 1 / 30, "helmet") == ("bare", "")  # the vote is 1 bare, 1 helmet
-    assert classify.calls == [1]  # type: ignore[attr-defined]  # checked at once
+    assert classify.calls == [1]  # checked at once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ def test_read_labels_names_file_and_line(tmp_path: Path) -> None:
     label.write_text("0 0.5 0.5 0.2 0.4\n7 0.1 0.1 0.1 0.1\n")
     with pytest.raises(ValueError, match=r"a.txt:2: class 7"):
         read_labels(label, parse_class_map("0:head"), (100, 50))
+    skipped = read_labels(label, parse_class_map("0:head"), (100, 50), ignore_unmapped=True)
+    assert skipped.names == ["head"]
     label.write_text("0 0.5 0.5 0.2 0.4\n")
     image = read_labels(label, parse_class_map("0:helmet/red"), (100, 50))
     np.testing.assert_allclose(image.xyxy, [[40, 15, 60, 35]])
@@ -91,3 +94,32 @@ def test_colour_confusion_counts_matched_helmets_only() -> None:
     confusion: dict[str, dict[str, int]] = {}
     score_colours(image, prediction, "helmet", lambda xyxy: ["orange"] * len(xyxy), confusion)
     assert confusion == {"red": {"orange": 1}}
+
+
+def test_eval_detect_refuses_an_unmapped_class_in_one_line_or_ignores_it(
+    tmp_path: Path, video_dir: Path
+) -> None:
+    """The CLI on a real frame: a label id the class map lacks is one clean line (exit 2),
+    no traceback; with --ignore-unmapped that box is left out and the metrics computed."""
+    import av
+    import cv2
+    from typer.testing import CliRunner
+
+    from sitewatch.cli import app
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    with av.open(str(video_dir / "concrete-pour-crew.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    cv2.imwrite(str(tmp_path / "images" / "f.jpg"), frame)
+    (tmp_path / "labels" / "f.txt").write_text("0 0.5 0.5 0.2 0.4\n9 0.1 0.1 0.1 0.1\n")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["eval", "detect", "--data", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "f.txt:2: class 9 is not in the class map" in refused.output
+    assert "Traceback" not in refused.output and isinstance(refused.exception, SystemExit)
+    ignored = runner.invoke(
+        app, ["eval", "detect", "--data", str(tmp_path), "--ignore-unmapped", "--json"]
+    )
+    assert ignored.exit_code == 0, ignored.output
+    assert json.loads(ignored.output)["images"] == 1

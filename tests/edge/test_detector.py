@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
 import pytest
 
 from sitewatch.edge.config import DEFAULT_MODEL_PATH, ModelConfig
-from sitewatch.edge.detections import CLASS_NAME, PERSON
+from sitewatch.edge.detections import CLASS_NAME, PERSON, Detections
 from sitewatch.edge.detector import (
     Detector,
     Letterbox,
@@ -149,12 +150,13 @@ def test_real_model_finds_the_people_of_a_real_frame(coco_model: Path, video_dir
     assert detector.class_names[0] == PERSON and len(detector.class_names) == 80
     frame = _frame(video_dir / "concrete-pour-crew.mp4", 30)
     dets = detector.detect(frame)
-    persons = dets[dets.data[CLASS_NAME] == PERSON]
+    # supervision types every index's result as one union; a mask gives Detections
+    persons = cast(Detections, dets[dets.data[CLASS_NAME] == PERSON])
     # The frame shows about ten workers in full view; COCO YOLOv8n finds most of them.
     assert 5 <= len(persons) <= 20
     assert (persons.xyxy[:, [0, 2]] <= 640).all() and (persons.xyxy[:, [1, 3]] <= 360).all()
     assert (persons.xyxy[:, 2] > persons.xyxy[:, 0]).all()
-    assert (persons.confidence >= 0.4).all()
+    assert persons.confidence is not None and (persons.confidence >= 0.4).all()
     # same frame, same answer
     again = detector.detect(frame)
     np.testing.assert_array_equal(again.xyxy, dets.xyxy)
@@ -212,6 +214,6 @@ def test_shipped_model_runs_a_wide_frame_at_a_rect_input(video_dir: Path) -> Non
     size = max(detector.input_wh)
     assert shapes == [(1, 3, *reversed(rect_input_wh((640, 360), size)))]
     assert shapes[0][2] < shapes[0][3] == size
-    found = persons[persons.data[CLASS_NAME] == PERSON]
+    found = cast(Detections, persons[persons.data[CLASS_NAME] == PERSON])
     assert len(found) >= 5
     assert (found.xyxy[:, [1, 3]] <= 360).all() and (found.xyxy[:, [0, 2]] <= 640).all()

@@ -183,7 +183,9 @@ def test_a_pool_finds_what_one_session_finds(video_dir: Path) -> None:
     for want, got in zip(expected, pooled, strict=True):
         np.testing.assert_array_equal(got.xyxy, want.xyxy)
         np.testing.assert_array_equal(got.confidence, want.confidence)
-        assert got.data[CLASS_NAME].tolist() == want.data[CLASS_NAME].tolist()
+        got_names, want_names = got.data[CLASS_NAME], want.data[CLASS_NAME]
+        assert isinstance(got_names, np.ndarray) and isinstance(want_names, np.ndarray)
+        assert got_names.tolist() == want_names.tolist()
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ test_replay.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +28,11 @@ class ScriptedDetector:
 
     class_names = NAMES
     model_path = Path("scripted.onnx")
+    input_wh = (640, 640)  # a FrameDetector has one (its model input size)
 
-    def __init__(self, frames: list[list[tuple[str, tuple[float, float, float, float]]]]):
+    def __init__(
+        self, frames: Sequence[Sequence[tuple[str, tuple[float, float, float, float]]]]
+    ) -> None:
         self.frames = iter(frames)
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,9 @@ def test_tracks_are_stable_across_frames(crew_video: Path, site_yaml: Path) -> N
                 break
             if sampler.take(frame.time_s):
                 result = pipeline.process(frame.bgr(), origin + timedelta(seconds=frame.time_s))
-                ids = result.persons.tracker_id.tolist()
+                tracker_id = result.persons.tracker_id
+                assert tracker_id is not None
+                ids = tracker_id.tolist()
                 assert len(ids) == len(set(ids))  # one box per id in a frame
                 seen.update(ids)
                 per_frame.append(len(ids))
@@ -185,7 +187,7 @@ def test_snapshot_highlights_the_event_person() -> None:
         camera_id="c",
         rule=RuleKind.NO_HELMET,
         track_id=4,
-        started_at="2024-01-01T00:00:00Z",
+        started_at=datetime(2024, 1, 1, tzinfo=UTC),
     )
     image = FrameAnnotator().draw(frame, persons, highlight=event)
     magenta = (image[..., 0] == 255) & (image[..., 1] == 0) & (image[..., 2] == 255)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from sitewatch.edge.tracking import PersonTracker
 
 
 def _dets(
-    boxes: list[tuple[float, float, float, float]],
+    boxes: Sequence[tuple[float, float, float, float]],
     names: list[str] | None = None,
     conf: float = 0.9,
 ) -> Detections:
@@ -39,6 +41,7 @@ def test_ids_are_stable_while_people_move() -> None:
         assert len(out) == 2
         # (id of the person who started on the left, id of the one from the right)
         started_left = int(np.argmin(np.abs(out.xyxy[:, 0] - (100 + 4 * step))))
+        assert out.tracker_id is not None
         seen.add((int(out.tracker_id[started_left]), int(out.tracker_id[1 - started_left])))
     assert len(seen) == 1
     left_id, right_id = seen.pop()
@@ -53,8 +56,15 @@ def test_only_people_are_tracked_and_data_is_kept() -> None:
     )
     tracker.update(dets, now_s=0.0)  # a new track gets its id on its second frame
     out = tracker.update(dets, now_s=0.2)
-    assert out.data[CLASS_NAME].tolist() == ["person"]
+    names = out.data[CLASS_NAME]
+    assert isinstance(names, np.ndarray)
+    assert names.tolist() == ["person"]
     assert out.tracker_id is not None and len(out.tracker_id) == 1
+
+
+def _first_id(dets: Detections) -> int:
+    assert dets.tracker_id is not None
+    return int(dets.tracker_id[0])
 
 
 def test_a_lost_track_keeps_its_id_within_the_buffer_and_not_after() -> None:
@@ -65,11 +75,11 @@ def test_a_lost_track_keeps_its_id_within_the_buffer_and_not_after() -> None:
     for _ in range(3):
         out = tracker.update(_dets(box), now_s=t)
         t += 0.2
-    first_id = int(out.tracker_id[0])
+    first_id = _first_id(out)
     for _ in range(3):  # 0.6 s unseen: within the 1 s buffer
         assert len(tracker.update(_dets([]), now_s=t)) == 0
         t += 0.2
-    assert int(tracker.update(_dets(box), now_s=t).tracker_id[0]) == first_id
+    assert _first_id(tracker.update(_dets(box), now_s=t)) == first_id
     t += 3.0  # gone for longer than the buffer
     tracker.update(_dets([]), now_s=t)
     t += 0.2
@@ -77,7 +87,7 @@ def test_a_lost_track_keeps_its_id_within_the_buffer_and_not_after() -> None:
     t += 0.2
     assert len(tracker.update(_dets(box), now_s=t)) == 0  # a new track, not yet confirmed
     t += 0.2
-    assert int(tracker.update(_dets(box), now_s=t).tracker_id[0]) != first_id
+    assert _first_id(tracker.update(_dets(box), now_s=t)) != first_id
 
 
 def test_bad_input_is_refused() -> None:
