@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from sitewatch import resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_root() -> Path:
-    """../shared beside the clone, or $SITEWATCH_SHARED."""
-    env = os.environ.get("SITEWATCH_SHARED")
-    return Path(env) if env else PROJECT_ROOT.parent / "shared"
+    """$SITEWATCH_SHARED, else ../shared beside the clone (``sitewatch.resources``)."""
+    return resources.shared_root()
 
 
 def shared_file(relative: str) -> Path:

@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import PROJECT_ROOT, shared_root
 from sitewatch.edge.detector import Detector
 
-SHARED = PROJECT_ROOT.parent / "shared"
+SHARED = shared_root()
 
 
 def read_frames(video: Path, count: int) -> list[np.ndarray]:

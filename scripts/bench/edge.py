@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import PROJECT_ROOT, shared_root
 from sitewatch.edge.config import load_config
 from sitewatch.edge.live import EdgeRunner, EdgeTuning
 from tests.edge.live_central import RealCentral
@@ -41,7 +41,7 @@ SITE = "bench-site"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    shared = PROJECT_ROOT.parent / "shared"
+    shared = shared_root()
     parser.add_argument("--video", type=Path, default=shared / "data/videos/barrier-walkway.mp4")
     parser.add_argument(
         "--model",

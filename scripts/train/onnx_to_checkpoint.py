@@ -39,11 +39,11 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import PROJECT_ROOT, shared_root
 from sitewatch.edge.detector import letterbox
 
 logger = logging.getLogger("onnx_to_checkpoint")
-SHARED = PROJECT_ROOT.parent / "shared"
+SHARED = shared_root()
 ARCH_YAML = "yolov5nu.yaml"
 
 

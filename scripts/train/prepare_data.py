@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import PROJECT_ROOT, shared_root
 
 logger = logging.getLogger("prepare_data")
 
@@ -320,7 +320,7 @@ def prepare(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    shared = PROJECT_ROOT.parent / "shared"
+    shared = shared_root()
     parser.add_argument("--data-root", type=Path, default=shared / "data")
     parser.add_argument("--out", type=Path, default=Path("/work/datasets/sitewatch-det"))
     parser.add_argument("--split-dir", type=Path, default=PROJECT_ROOT / "models" / "data-split")

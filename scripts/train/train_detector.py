@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import shared_root
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -188,7 +188,7 @@ def train(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    shared = PROJECT_ROOT.parent / "shared"
+    shared = shared_root()
     tp = sub.add_parser("transplant", help="yolov5n COCO weights -> yolov5nu checkpoint")
     tp.add_argument("--source", type=Path, default=shared / "models" / "yolov5n-coco.pt")
     tp.add_argument("--out", type=Path, default=Path("/work/runs/yolov5nu-coco-transplant.pt"))

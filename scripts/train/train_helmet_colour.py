@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scripts.common import PROJECT_ROOT
+from scripts.common import PROJECT_ROOT, shared_root
 from sitewatch.contract.events import HelmetColour
 from sitewatch.edge.colour_features import colour_features, colour_features_v2
 from sitewatch.edge.colour_hue import classify_by_hue_votes
@@ -192,7 +192,7 @@ def saturate(crop_bgr: np.ndarray, gain: float = SATURATION_GAIN) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", type=Path, default=PROJECT_ROOT.parent / "shared" / "data")
+    parser.add_argument("--data-root", type=Path, default=shared_root() / "data")
     parser.add_argument("--split-dir", type=Path, default=PROJECT_ROOT / "models" / "data-split")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "models" / "helmet-colour.json")
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -29,7 +30,7 @@ def _inputs(tmp_path: Path) -> Path:
     return tmp_path / "truth.yaml"
 
 
-def _zone_score(scores: list[dict[str, object]]) -> dict[str, object]:
+def _zone_score(scores: list[dict[str, Any]]) -> dict[str, Any]:
     return next(s for s in scores if s["rule"] == "restricted_zone")
 
 
