@@ -22,6 +22,8 @@ from sitewatch.edge.errors import SitewatchError
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: Precision, recall and helmet colour are scored on predictions at or above this (AP on all).
+REPORT_CONFIDENCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def compute_metrics(
     predictions: list[sv.Detections],
     targets: list[sv.Detections],
     class_names: list[str],
-    report_confidence: float = 0.25,
+    report_confidence: float = REPORT_CONFIDENCE,
 ) -> DetectionReport:
     """Per-class AP50 / AP50-95 / P / R with supervision on parallel prediction/target lists."""
     report = DetectionReport(class_names=class_names, images=len(targets))

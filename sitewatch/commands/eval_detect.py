@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import numpy as np
 import typer
@@ -21,6 +21,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from sitewatch.edge.colour_models import ColourModel
+    from sitewatch.edge.detections import Detections
     from sitewatch.edge.detector import Detector
     from sitewatch.edge.evaluation.detection_metrics import ClassMapEntry, DetectionReport
 
@@ -86,6 +87,7 @@ def evaluate_folder(
     import supervision as sv
 
     from sitewatch.edge.evaluation.detection_metrics import (
+        REPORT_CONFIDENCE,
         compute_metrics,
         read_labels,
         score_colours,
@@ -116,8 +118,11 @@ def evaluate_folder(
         )
         predictions.append(to_sv(dets.xyxy, list(dets.data["class_name"]), names, dets.confidence))
         targets.append(to_sv(labelled.xyxy, labelled.names, names))
+        # colour is judged on the helmets a site would act on, not on AP's long tail
+        confident = np.ones(len(dets), bool) if dets.confidence is None else dets.confidence
+        kept = cast("Detections", dets[np.asarray(confident >= REPORT_CONFIDENCE, dtype=bool)])
         colours = partial(_colours, frame, model=colour_model)
-        score_colours(labelled, dets, "helmet", colours, confusion)
+        score_colours(labelled, kept, "helmet", colours, confusion)
     report = compute_metrics(predictions, targets, names)
     report.colour_confusion, report.ms_per_image = confusion, 1000 * elapsed_s / len(images)
     return report
