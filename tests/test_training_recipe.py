@@ -24,6 +24,28 @@ def test_class_mapping_of_both_sets(tmp_path: Path) -> None:
         prepare_data.read_source_boxes(prepare_data.Sample("helmet-colour", label, label))
 
 
+def test_construction_site_safety_boxes_grow_to_whole_heads() -> None:
+    helmet = prepare_data.Box(prepare_data.HELMET, "", (0.5, 0.2, 0.1, 0.05))
+    grown = prepare_data.whole_head(helmet)
+    # the shell's top stays, the box reaches down to the chin: twice the shell's height
+    assert grown.cxcywh == pytest.approx((0.5, 0.225, 0.1, 0.1))
+    head = prepare_data.Box(prepare_data.HEAD, "", (0.5, 0.5, 0.1, 0.05))
+    assert prepare_data.whole_head(head).cxcywh[3] == pytest.approx(0.13)
+    person = prepare_data.Box(prepare_data.PERSON, "", (0.5, 0.5, 0.2, 0.6))
+    assert prepare_data.whole_head(person) == person
+    at_edge = prepare_data.Box(prepare_data.HELMET, "", (0.5, 0.96, 0.1, 0.08))
+    grown_edge = prepare_data.whole_head(at_edge)  # clipped at the bottom of the image
+    assert grown_edge.cxcywh[1] + grown_edge.cxcywh[3] / 2 == pytest.approx(1.0)
+
+
+def test_css_samples_leave_out_the_evaluation_views() -> None:
+    root = shared_file("data/construction-site-safety")
+    held_out = {line.split()[0] for line in prepare_data.CSS_EVAL_LIST.read_text().splitlines()}
+    samples = prepare_data.css_samples(root)
+    assert len(samples) == 660 - len(held_out)
+    assert not {s.image.stem for s in samples} & held_out
+
+
 def test_repeat_class_images_lists_rare_class_images_again(tmp_path: Path) -> None:
     pytest.importorskip("yaml")
     import yaml
@@ -66,10 +88,19 @@ def test_prepare_transplant_train_export(tmp_path: Path) -> None:
     from scripts.train import train_detector
 
     out = tmp_path / "data"
+    css = shared_file("data/construction-site-safety")
     counts = prepare_data.prepare(
-        data_root, out, split_dir=tmp_path / "split", person_model=person_model, limit=3
+        data_root,
+        out,
+        split_dir=tmp_path / "split",
+        person_model=person_model,
+        limit=3,
+        with_css=css.is_dir(),
+        css_copies=2,
     )
-    assert counts["train"]["images"] == 3 and counts["val"]["images"] == 3
+    # 3 train images of the first two sets + 3 construction-site-safety images listed twice
+    assert counts["train"]["images"] == 3 + 6 and counts["val"]["images"] == 3
+    assert len(list((out / "labels" / "train").glob("css_*_copy1.txt"))) == 3
     assert counts["train"]["helmet"] + counts["train"]["head"] > 0
     assert (tmp_path / "split" / "train.txt").read_text().count("\n") == 3
     assert (out / "val-eval" / "class_map.txt").exists()

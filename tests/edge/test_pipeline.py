@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from sitewatch.contract.events import EventPhase, RuleKind
-from sitewatch.edge.config import CameraConfig, RuleConfig, RulesConfig, SiteConfig, SiteInfo
+from sitewatch.edge.config import (
+    CameraConfig,
+    NoHelmetRuleConfig,
+    RulesConfig,
+    SiteConfig,
+    SiteInfo,
+)
 from sitewatch.edge.detections import CLASS_NAME, HELMET_COLOUR, HELMET_STATE, ROLE, Detections
 from sitewatch.edge.pipeline import CameraPipeline
 
@@ -47,7 +53,7 @@ class ScriptedDetector:
 
 
 def _site() -> SiteConfig:
-    rules = RulesConfig(no_helmet=RuleConfig(min_duration_s=1.0, end_after_s=1.0))
+    rules = RulesConfig(no_helmet=NoHelmetRuleConfig(min_duration_s=1.0, end_after_s=1.0))
     return SiteConfig(
         site=SiteInfo(id="site"), rules=rules, cameras=[CameraConfig(id="cam", source="x.mp4")]
     )
