@@ -50,6 +50,9 @@ class Mp4Writer(Closing):
         self._stream.width, self._stream.height = self._wh
         self._stream.pix_fmt = "yuv420p"
         self._stream.time_base = self.time_base
+        # the encoder counts in ms too: at its default 1/fps two frames closer than a frame
+        # period would get the same pts, and muxing refuses them (EINVAL)
+        self._stream.codec_context.time_base = self.time_base
         self._stream.options = {"crf": str(crf), "preset": "veryfast"}
         self._last_pts = -1
 

@@ -12,8 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from sitewatch.edge.clips import ClipRecorder, FrameRing, downscale_even
+from sitewatch.edge.clips import BufferedFrame, ClipRecorder, FrameRing, downscale_even
 from sitewatch.edge.mp4 import write_clip
+from sitewatch.edge.snapshots import encode_jpeg
 from tests.edge.live_support import ffprobe
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -126,3 +127,16 @@ def test_flush_finishes_a_pending_clip_with_what_it_has(
         recorder.flush()
     assert done == [tmp_path / "e2.mp4"]
     assert int(ffprobe(tmp_path / "e2.mp4")["nb_frames"]) == 8
+
+
+def test_clip_frames_closer_than_a_frame_period_are_all_written(tmp_path: Path) -> None:
+    """Frames 30 ms apart in a 10 fps clip (a burst in the ring): each keeps its own time
+    (the encoder counts in ms) instead of two sharing a pts, which muxing refuses."""
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    frames = [
+        BufferedFrame(T0 + timedelta(milliseconds=30 * i), encode_jpeg(image)) for i in range(20)
+    ]
+    path = write_clip(frames, tmp_path / "burst.mp4", fps=10)
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 20
