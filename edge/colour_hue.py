@@ -11,6 +11,7 @@ import numpy as np
 
 from sitewatch.contract.events import HelmetColour
 from sitewatch.edge.colour_features import (
+    MIN_SATURATION,
     MIN_VALUE,
     chromatic_mask,
     helmet_window,
@@ -71,17 +72,20 @@ def looks_orange(crop_bgr: np.ndarray) -> bool:
 def looks_orange_hsv(
     hsv_image: np.ndarray, band: tuple[float, float] = (float(ORANGE_HUE[0]), float(ORANGE_HUE[1]))
 ) -> bool:
-    hsv = helmet_window(hsv_image).reshape(-1, 3)
-    hue = hsv[chromatic_mask(hsv), 0]
-    if len(hue) < max(4, MIN_SHARE * len(hsv)):
-        return False
-    return bool(band[0] <= float(np.median(hue)) < band[1])
+    """:func:`looks_orange` of a crop already converted to HSV."""
+    return _window_hue_in(hsv_image, band, MIN_SATURATION)
 
 
 def looks_pink_hsv(hsv_image: np.ndarray) -> bool:
     """True when the window's coloured pixels have a median hue in :data:`PINK_HUE`."""
+    return _window_hue_in(hsv_image, PINK_HUE, PINK_MIN_SATURATION)
+
+
+def _window_hue_in(hsv_image: np.ndarray, band: tuple[float, float], min_saturation: int) -> bool:
+    """The median hue of the window's pixels at ``min_saturation`` (and bright enough) lies in
+    ``band``; False when they are fewer than :data:`MIN_SHARE` of the window."""
     hsv = helmet_window(hsv_image).reshape(-1, 3)
-    coloured = (hsv[:, 1] >= PINK_MIN_SATURATION) & (hsv[:, 2] >= MIN_VALUE)
-    if np.count_nonzero(coloured) < max(4, MIN_SHARE * len(hsv)):
+    hue = hsv[(hsv[:, 1] >= min_saturation) & (hsv[:, 2] >= MIN_VALUE), 0]
+    if len(hue) < max(4, MIN_SHARE * len(hsv)):
         return False
-    return bool(PINK_HUE[0] <= float(np.median(hsv[coloured, 0])) < PINK_HUE[1])
+    return bool(band[0] <= float(np.median(hue)) < band[1])

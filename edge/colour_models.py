@@ -47,16 +47,16 @@ def _decide(
     colour = model.classes[best]
     if probabilities[best] < model.min_probability:
         colour = HelmetColour.OTHER
-    if colour in PINK_LOOKALIKES and looks_pink_hsv(_hsv(hsv_image)):
+    check_pink = colour in PINK_LOOKALIKES
+    check_orange = model.detect_orange and colour in (HelmetColour.RED, HelmetColour.YELLOW)
+    if not (check_pink or check_orange):
+        return colour
+    hsv = hsv_image() if callable(hsv_image) else hsv_image  # converted once, for both checks
+    if check_pink and looks_pink_hsv(hsv):
         return HelmetColour.PINK
-    warm = colour in (HelmetColour.RED, HelmetColour.YELLOW)
-    if model.detect_orange and warm and looks_orange_hsv(_hsv(hsv_image), orange_band):
+    if check_orange and looks_orange_hsv(hsv, orange_band):
         return HelmetColour.ORANGE
     return colour
-
-
-def _hsv(hsv_image: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
-    return hsv_image() if callable(hsv_image) else hsv_image
 
 
 @dataclass(frozen=True)
