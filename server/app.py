@@ -5,29 +5,30 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from functools import partial
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from sitewatch.server.api import admin, auth, dashboard, events, hazards, ingest, ops
 from sitewatch.server.api import workers as workers_api
-from sitewatch.server.api.deps import reject_nul_bytes
+from sitewatch.server.api.deps import check_request_text
 from sitewatch.server.db.session import Database
-from sitewatch.server.limits import BodySizeLimitMiddleware
+from sitewatch.server.limits import RequestGate
 from sitewatch.server.media import LocalMediaStore, MediaError, MediaStore
 from sitewatch.server.metrics import Metrics, MetricsMiddleware
-from sitewatch.server.security import CookieSigner
+from sitewatch.server.security import SESSION_COOKIE, CookieSigner
+from sitewatch.server.services import admin as admin_service
+from sitewatch.server.services import auth as auth_service
 from sitewatch.server.services.errors import ServiceError
 from sitewatch.server.settings import Settings
 from sitewatch.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
-
-#: Multipart framing around the largest allowed file.
-_BODY_SLACK_BYTES = 64 * 1024
 
 
 def create_app(
@@ -48,7 +49,7 @@ def create_app(
         title="sitewatch server",
         version="0.1.0",
         description="Ingest from edge boxes, review of flagged events, the hazard loop.",
-        dependencies=[Depends(reject_nul_bytes)],
+        dependencies=[Depends(check_request_text)],
     )
     app.state.settings = settings
     app.state.db = database
@@ -61,23 +62,46 @@ def create_app(
     for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api):
         app.include_router(module.router)
     _install_error_handlers(app)
-    largest = max(
-        settings.max_clip_bytes,
-        settings.max_snapshot_bytes,
-        settings.max_face_bytes,
-        settings.max_evidence_bytes,
+    app.add_middleware(
+        RequestGate,
+        settings=settings,
+        device_token_ok=partial(_device_token_ok, database),
+        session_cookie_ok=partial(_session_cookie_ok, database, app.state.cookie_signer),
+        cookie_name=SESSION_COOKIE,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=largest + _BODY_SLACK_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.enable_ui:
         _install_ui(app)
     return app
 
 
+def _device_token_ok(database: Database, token: str) -> bool:
+    with database.session() as db:
+        return admin_service.authenticate_device(db, token=token) is not None
+
+
+def _session_cookie_ok(database: Database, signer: CookieSigner, cookie: str) -> bool:
+    token = signer.unsign(cookie)
+    if not token:
+        return False
+    with database.session() as db:
+        return auth_service.session_for_token(db, token=token) is not None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each wrong input back, and an input it cannot
+        # encode (NaN, a lone surrogate) turned the 422 into a 500: answer without it.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(MediaError)
     async def media_error(_request: Request, exc: MediaError) -> JSONResponse:

@@ -9,7 +9,7 @@ SQLite and PostgreSQL count the same (no SQL ``date()``, which would give UTC da
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -28,9 +28,19 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def to_local(value: datetime, tz: tzinfo) -> datetime:
+    """``value`` in ``tz``; at the ends of the calendar (a stored 9999-12-31T16:00Z is
+    year 10000 in UTC+14) the nearest representable instant, never an OverflowError."""
+    try:
+        return _aware(value).astimezone(tz)
+    except OverflowError:
+        edge = datetime.max if _aware(value).year > 1 else datetime.min
+        return edge.replace(tzinfo=tz)
+
+
 def local_day(value: datetime, tz: ZoneInfo) -> date:
     """The local date of the instant ``value`` in ``tz``."""
-    return _aware(value).astimezone(tz).date()
+    return to_local(value, tz).date()
 
 
 def day_start(day: date, tz: ZoneInfo) -> datetime:
@@ -39,12 +49,16 @@ def day_start(day: date, tz: ZoneInfo) -> datetime:
     A midnight skipped by a clock change is read with the offset before the change,
     which is the instant of the change: still the first instant of that day.
     """
-    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    try:
+        return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    except OverflowError:  # the first or last day of the calendar
+        return (datetime.max if day.year > 1 else datetime.min).replace(tzinfo=UTC)
 
 
 def day_range(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """UTC instants ``[from, to)`` covering the local days ``start`` to ``end`` inclusive."""
-    return day_start(start, tz), day_start(end + timedelta(days=1), tz)
+    after = end + timedelta(days=1) if end < date.max else end
+    return day_start(start, tz), day_start(after, tz)
 
 
 def offset_text(value: datetime) -> str:
@@ -59,5 +73,5 @@ def format_time(value: datetime | None, tz: ZoneInfo) -> str:
     """Local time to the second with its offset: ``2026-11-20 07:30:00 +08:00``."""
     if value is None:
         return "—"
-    local = _aware(value).astimezone(tz)
+    local = to_local(value, tz)
     return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {offset_text(local)}"

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     max_face_bytes: int = Field(default=1 * MIB, gt=0)
     max_clip_bytes: int = Field(default=100 * MIB, gt=0)
     max_evidence_bytes: int = Field(default=10 * MIB, gt=0)
+    #: One event's JSON (an event is a few hundred bytes; 64 KiB leaves room).
+    max_event_bytes: int = Field(default=64 * 1024, gt=0)
+    #: Any other JSON or form body (heartbeats, admin changes, review forms).
+    max_form_bytes: int = Field(default=256 * 1024, gt=0)
+    #: Photos in one worker enrolment (each up to max_evidence_bytes).
+    max_enrol_photos: int = Field(default=10, ge=1, le=100)
+    #: Event times (started_at, updated_at, ended_at) later than the server's clock by
+    #: more than this are refused (422): one box with a wild clock must not put events
+    #: in the year 9999 that every page of the site then has to show.
+    event_max_future_s: int = Field(default=24 * 3600, ge=0)
+    #: Event times older than this are refused (a box's outbox may hold events for weeks).
+    event_max_age_days: int = Field(default=400, ge=1)
     #: Media of dismissed events older than this is deleted (records are kept).
     retention_days: int = Field(default=30, ge=1)
     #: Face embeddings of workers enrolled (or updated) longer ago than this are deleted.

@@ -9,6 +9,7 @@ dependencies and :func:`start_session` / :func:`end_session`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -81,34 +82,75 @@ async def csrf_candidate(request: Request) -> str | None:
         return header
     if request.method in SAFE_METHODS:
         return None
-    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+    if _is_form(request.headers.get("content-type", "")):
         value = (await request.form()).get(CSRF_FORM_FIELD)
         return value if isinstance(value, str) else None
     return None
 
 
-async def reject_nul_bytes(request: Request) -> None:
-    """422 for NUL characters in the path, the query, a JSON body or form fields.
+def is_json_type(content_type: str) -> bool:
+    """JSON as FastAPI reads it: ``application/json`` or any ``+json``, in any case."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.strip().lower().startswith(_FORM_TYPES)
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFiniteNumber(name)
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why a JSON body cannot be stored though Python's parser takes it, or None.
+
+    Python reads NaN and Infinity (not JSON) and lone surrogates such as ``"\\ud800"``
+    (valid JSON, not valid Unicode): neither can be stored, encoded or even shown in an
+    error answer, so they are refused here with a 422 instead of a 500 later.
+    """
+    try:
+        parsed = json.loads(body, parse_constant=_refuse_constant)
+    except _NonFiniteNumber as exc:
+        return f"{exc} is not a JSON number (numbers must be finite)"
+    except (ValueError, RecursionError):
+        return None  # not JSON at all: FastAPI answers that with its own 422
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode"
+    return None
+
+
+async def check_request_text(request: Request) -> None:
+    """422 for text no database stores: NUL characters (in the URL, any body that is not
+    a file upload, form fields), NaN / Infinity and lone surrogates in JSON.
 
     PostgreSQL cannot store or even compare text holding NUL, so such input is refused
-    at the door with a clear error instead of failing deep in a query.
+    at the door with a clear error instead of failing deep in a query, on every content
+    type FastAPI would parse (``Application/JSON``, ``application/vnd.api+json``...).
     """
-    where = None
+    problem = None
     if "\x00" in request.url.path or "%00" in request.url.query or "\x00" in request.url.query:
-        where = "URL"
+        problem = "NUL characters are not allowed (URL)"
     elif request.method not in SAFE_METHODS:
         content_type = request.headers.get("content-type", "")
-        if content_type.startswith("application/json"):
-            body = await request.body()
-            where = "JSON body" if b"\\u0000" in body or b"\x00" in body else None
-        elif content_type.startswith(_FORM_TYPES):
+        if _is_form(content_type):
             form = await request.form()
             if any(isinstance(v, str) and "\x00" in v for v in form.values()):
-                where = "form field"
-    if where is not None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"NUL characters are not allowed ({where})"
-        )
+                problem = "NUL characters are not allowed (form field)"
+        else:
+            body = await request.body()
+            if b"\\u0000" in body or b"\x00" in body:
+                problem = "NUL characters are not allowed (body)"
+            elif body and is_json_type(content_type):
+                problem = _json_problem(body)
+    if problem is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
 
 
 def _signer(request: Request) -> CookieSigner:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from sitewatch.server.db.models import MediaKind
 from sitewatch.server.metrics import Metrics
 from sitewatch.server.services import admin, events
 from sitewatch.server.services.media import device_event, receive_media, store_media
+from sitewatch.server.services.validation import TimeWindow
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -39,13 +41,14 @@ def _metrics(request: Request) -> Metrics:
 @router.put(
     "/events/{event_id}",
     response_model=IngestResult,
-    responses={201: {"model": IngestResult}, 403: {}, 422: {}},
+    responses={201: {"model": IngestResult}, 403: {}, 409: {}, 422: {}},
 )
 def put_event(
     event_id: uuid.UUID,
     event: Event,
     device: CurrentDevice,
     db: DbSession,
+    settings: SettingsDep,
     request: Request,
     response: Response,
 ) -> IngestResult:
@@ -55,7 +58,11 @@ def put_event(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"event_id in the path ({event_id}) differs from the body ({event.event_id})",
         )
-    result = events.upsert_event(db, event=event, device=device)
+    window = TimeWindow(
+        max_future=timedelta(seconds=settings.event_max_future_s),
+        max_age=timedelta(days=settings.event_max_age_days),
+    )
+    result = events.upsert_event(db, event=event, device=device, window=window)
     outcome = "created" if result.created else ("updated" if result.applied else "stale")
     _metrics(request).ingest.labels("event", outcome).inc()
     logger.info(

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitewatch.contract.ids import Identifier
 from sitewatch.server.db.models import (
     DismissReason,
     EventStatus,
@@ -156,7 +157,7 @@ class Me(BaseModel):
 class SiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: Identifier
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -197,8 +198,8 @@ class UserOut(Public):
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    site_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    site_id: Identifier
+    name: Identifier
 
 
 class DeviceOut(Public):

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitewatch.contract.ids import ID_PATTERN
 from sitewatch.contract.register import RegisterOut, RegisterWorker
 from sitewatch.server.api.deps import CurrentDevice, CurrentUser, DbSession, SettingsDep
 from sitewatch.server.db.workers import Worker
@@ -16,7 +17,6 @@ from sitewatch.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}, 422: {}}
-ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 

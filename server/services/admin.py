@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sitewatch.server.db.models import Device, Role, Site, User
+from sitewatch.contract.ids import check_identifier
+from sitewatch.server.db.models import Device, Role, Site, User, UserSession
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.security import hash_password, hash_token, new_device_token
 from sitewatch.server.services import audit
@@ -26,6 +27,7 @@ def _admin_or_cli(actor: User | None) -> None:
 
 def create_site(db: Session, *, actor: User | None, site_id: str, name: str | None = None) -> Site:
     _admin_or_cli(actor)
+    _check_id(site_id, "site id")
     if db.get(Site, site_id) is not None:
         raise Conflict(f"site {site_id!r} exists already")
     site = Site(id=site_id, name=name or site_id, created_at=utcnow())
@@ -41,6 +43,13 @@ def create_site(db: Session, *, actor: User | None, site_id: str, name: str | No
     )
     db.commit()
     return site
+
+
+def _check_id(value: str, what: str) -> None:
+    try:
+        check_identifier(value, what)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
 
 
 def ensure_site(db: Session, *, actor: User | None, site_id: str) -> Site:
@@ -133,6 +142,11 @@ def update_user(
         changes["password"] = "changed"
     if isinstance(changes.get("role"), Role):
         changes["role"] = changes["role"].value
+    if changes.keys() & {"role", "is_active", "password"}:
+        # A reset password, a new role or a disabled account must not leave an old cookie
+        # working: every session of the user ends (they log in again).
+        ended = db.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        changes["sessions_ended"] = getattr(ended, "rowcount", 0)
     audit.record(
         db,
         actor=actor,
@@ -159,6 +173,7 @@ class NewDevice:
 def create_device(db: Session, *, actor: User | None, site_id: str, name: str) -> NewDevice:
     """Register an edge box for a site; the returned token is never shown again."""
     _admin_or_cli(actor)
+    _check_id(name, "device name")
     if db.get(Site, site_id) is None:
         raise NotFound(f"site {site_id!r} not found")
     token = new_device_token()

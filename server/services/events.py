@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -25,7 +26,13 @@ from sitewatch.server.db.types import as_utc, utcnow
 from sitewatch.server.services import audit
 from sitewatch.server.services.access import require_reviewer, require_site, site_filter
 from sitewatch.server.services.errors import Conflict, Forbidden, Invalid, NotFound
-from sitewatch.server.services.validation import check_event, text, utc
+from sitewatch.server.services.validation import (
+    TimeWindow,
+    check_event,
+    check_event_times,
+    text,
+    utc,
+)
 
 T = TypeVar("T")
 _PHASE_RANK = {EventPhase.START.value: 0, EventPhase.UPDATE.value: 1, EventPhase.END.value: 2}
@@ -110,11 +117,16 @@ def _is_stale(row: EventRecord, event: Event) -> bool:
     return incoming < stored
 
 
-def upsert_event(db: Session, *, event: Event, device: Device) -> UpsertResult:
+def upsert_event(
+    db: Session, *, event: Event, device: Device, window: TimeWindow | None = None
+) -> UpsertResult:
     """Create or update an event by its id; re-sending a message changes nothing.
 
     A message older than the stored state (an ``update`` after the ``end``, or an earlier
-    timestamp) is accepted but not applied, so retries out of order are harmless.
+    timestamp) is accepted but not applied, so retries out of order are harmless. Only
+    the device that created an event may update it, and never its identity (rule,
+    camera, track, start); a change after a reviewer's verdict is written to the audit
+    log. ``window`` bounds the event's times around the server's clock.
     """
     if event.site_id != device.site_id:
         raise Forbidden(
@@ -122,6 +134,8 @@ def upsert_event(db: Session, *, event: Event, device: Device) -> UpsertResult:
             f"not to site {event.site_id!r}"
         )
     check_event(event)
+    if window is not None:
+        check_event_times(event, window, utcnow())
     row = db.get(EventRecord, event.event_id)
     if row is None:
         now = utcnow()
@@ -143,18 +157,105 @@ def upsert_event(db: Session, *, event: Event, device: Device) -> UpsertResult:
             row = db.get(EventRecord, event.event_id)
             if row is None:
                 raise
-    return _update_existing(db, row=row, event=event)
+    return _update_existing(db, row=row, event=event, device=device)
 
 
-def _update_existing(db: Session, *, row: EventRecord, event: Event) -> UpsertResult:
+#: What makes an event this event: fixed once created.
+_IDENTITY = ("camera_id", "rule", "track_id", "started_at")
+#: What a device may change after a verdict without an audit entry (the hazard goes on
+#: or ends; the track's box and score move).
+_LIFECYCLE = frozenset(
+    {"phase", "status", "updated_at", "ended_at", "bbox_xyxy", "confidence", "distance"}
+)
+
+
+def _identity(row: EventRecord) -> tuple[object, ...]:
+    return (row.camera_id, row.rule, row.track_id, as_utc(row.started_at))
+
+
+def _update_existing(
+    db: Session, *, row: EventRecord, event: Event, device: Device
+) -> UpsertResult:
     if row.site_id != event.site_id:
         raise Forbidden(f"event {event.event_id} belongs to another site")
+    if row.device_id != device.id:
+        raise Forbidden(
+            f"event {event.event_id} was sent by another device of site {row.site_id!r}; "
+            f"device {device.name!r} may not change it"
+        )
+    incoming = (event.camera_id, event.rule.value, event.track_id, as_utc(event.started_at))
+    if incoming != _identity(row):
+        changed = [n for n, a, b in zip(_IDENTITY, _identity(row), incoming, strict=True) if a != b]
+        raise Conflict(
+            f"event {event.event_id}: {', '.join(changed)} cannot change after the event "
+            "was created (send a new event id)"
+        )
     if _is_stale(row, event):
         return UpsertResult(event=row, created=False, applied=False)
+    before = _snapshot(row)
     _apply(row, event)
     row.last_received_at = utcnow()
+    if row.review_status != ReviewStatus.PENDING:
+        _audit_after_verdict(db, row=row, device=device, before=before)
     db.commit()
     return UpsertResult(event=row, created=False, applied=True)
+
+
+_AUDITED_COLUMNS = (
+    "severity",
+    "phase",
+    "status",
+    "zone",
+    "helmet_state",
+    "helmet_colour",
+    "role",
+    "worker_id",
+    "message",
+    "updated_at",
+    "ended_at",
+    "bbox_xyxy",
+    "confidence",
+    "distance",
+    "distance_unit",
+    "frame_wh",
+)
+
+
+def _snapshot(row: EventRecord) -> dict[str, object]:
+    return {name: getattr(row, name) for name in _AUDITED_COLUMNS}
+
+
+def _audit_after_verdict(
+    db: Session, *, row: EventRecord, device: Device, before: dict[str, object]
+) -> None:
+    """An audit entry for what a device changed on an event a reviewer has judged,
+    unless only the lifecycle moved (updates and the end of a confirmed hazard)."""
+    after = _snapshot(row)
+    changed = {k: (before[k], after[k]) for k in before if _norm(before[k]) != _norm(after[k])}
+    if not changed.keys() - _LIFECYCLE:
+        return
+    audit.record(
+        db,
+        actor=device,
+        action="event.device_update",
+        object_type="event",
+        object_id=str(row.event_id),
+        site_id=row.site_id,
+        details={
+            "review_status": row.review_status.value,
+            "changed": {k: [_json(a), _json(b)] for k, (a, b) in changed.items()},
+        },
+    )
+
+
+def _norm(value: object) -> object:
+    return as_utc(value) if isinstance(value, datetime) else value
+
+
+def _json(value: object) -> object:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value.value if isinstance(value, Enum) else value
 
 
 def filtered_query(user: User, filters: EventFilter) -> Select[EventRecord]:

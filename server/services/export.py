@@ -10,6 +10,7 @@ from datetime import datetime, tzinfo
 from sqlalchemy.orm import Session
 
 from sitewatch.server.db.models import EventRecord, User
+from sitewatch.server.localtime import to_local
 from sitewatch.server.services.events import EventFilter, filtered_query
 
 MAX_EXPORT_ROWS = 100_000
@@ -48,7 +49,7 @@ def _cell(value: object, tz: tzinfo | None = None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return (value.astimezone(tz) if tz is not None else value).isoformat()
+        return (to_local(value, tz) if tz is not None else value).isoformat()
     text = str(getattr(value, "value", value))
     if isinstance(value, str) and text.startswith(_FORMULA_START):
         return "'" + text  # CSV injection: keep the text, defuse the formula

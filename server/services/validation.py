@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sitewatch.contract.events import Event
 from sitewatch.server.db.types import as_utc
@@ -39,6 +40,33 @@ def text(value: str | None, name: str) -> str | None:
 def _finite(values: Iterable[float | None], name: str) -> None:
     if any(v is not None and not math.isfinite(v) for v in values):
         raise Invalid(f"{name}: numbers must be finite")
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Event times the server accepts: around its own clock."""
+
+    max_future: timedelta
+    max_age: timedelta
+
+
+def check_event_times(event: Event, window: TimeWindow, now: datetime) -> None:
+    """Invalid when a time lies outside the window or ends before the event started."""
+    started = utc(event.started_at, "started_at")
+    earliest, latest = now - window.max_age, now + window.max_future
+    for name in ("started_at", "updated_at", "ended_at"):
+        value = optional_utc(getattr(event, name), name)
+        if value is None:
+            continue
+        if not earliest <= value <= latest:
+            raise Invalid(
+                f"{name} {value.isoformat()} is outside the accepted window "
+                f"{earliest.isoformat(timespec='seconds')} .. "
+                f"{latest.isoformat(timespec='seconds')} (the server's clock; check the "
+                "box's clock)"
+            )
+        if value < started:
+            raise Invalid(f"{name} {value.isoformat()} is before started_at {started.isoformat()}")
 
 
 def check_event(event: Event) -> None:

@@ -19,7 +19,7 @@ from sitewatch.contract.events import RuleKind
 from sitewatch.server.api.deps import StoreDep
 from sitewatch.server.db.models import DismissReason, MediaKind
 from sitewatch.server.db.types import utcnow
-from sitewatch.server.localtime import local_day
+from sitewatch.server.localtime import local_day, to_local
 from sitewatch.server.services import audit as audit_service
 from sitewatch.server.services.errors import ServiceError
 from sitewatch.server.services.events import get_event
@@ -125,7 +125,7 @@ def event_csv(
     database = request.app.state.db
     tz = page_zone(request)
     now = utcnow()
-    stamp = now.astimezone(tz).strftime("%Y%m%d-%H%M%S")
+    stamp = to_local(now, tz).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         csv_chunks(database, user_id=viewer.user.id, filters=filters, now=now, tz=tz),
         media_type="text/csv; charset=utf-8",

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: Names are kept short and ASCII: they appear in URLs, file names and metrics labels.
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+from sitewatch.contract.ids import Identifier
+
+__all__ = ["Identifier"]
 
 
 class RuleKind(str, Enum):
