@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from anyio import to_thread
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sitewatch.server.settings import Settings
@@ -32,6 +33,8 @@ from sitewatch.server.settings import Settings
 #: Multipart framing around the largest allowed file.
 BODY_SLACK_BYTES = 64 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Posts anyone may send: logging in, and logging out (harmless without a session).
+_OPEN_DOORS = frozenset({"/api/v1/auth/login", "/ui/login", "/api/v1/auth/logout", "/ui/logout"})
 
 
 class Caller(Enum):
@@ -63,10 +66,8 @@ def route_policy(method: str, path: str, settings: Settings) -> RoutePolicy:
         return RoutePolicy(Caller.DEVICE, size + BODY_SLACK_BYTES)
     if method == "POST" and path == "/api/v1/heartbeat":
         return RoutePolicy(Caller.DEVICE, settings.max_form_bytes)
-    if method == "POST" and path in ("/api/v1/auth/login", "/ui/login"):
+    if method == "POST" and path in _OPEN_DOORS:
         return RoutePolicy(Caller.ANYONE, 16 * 1024)
-    if method == "POST" and path in ("/api/v1/auth/logout", "/ui/logout"):
-        return RoutePolicy(Caller.ANYONE, 16 * 1024)  # harmless without a session
     if method == "POST" and re.fullmatch(r"(/api/v1|/ui)/events/[^/]+/(hazard/)?evidence", path):
         return RoutePolicy(Caller.USER, settings.max_evidence_bytes + BODY_SLACK_BYTES)
     if method == "POST" and re.fullmatch(r"/api/v1/workers/[^/]+", path):
@@ -124,8 +125,9 @@ class RequestGate:
             if not await to_thread.run_sync(self.device_token_ok, token):
                 return "unknown or revoked device token"
         elif caller is Caller.USER:
-            cookie = _cookie(headers.get(b"cookie", b""), self.cookie_name)
-            if cookie is None or not await to_thread.run_sync(self.session_cookie_ok, cookie):
+            cookies = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
+            cookie = cookies.get(self.cookie_name)
+            if not cookie or not await to_thread.run_sync(self.session_cookie_ok, cookie):
                 return "login required"
         return None
 
@@ -161,14 +163,6 @@ def _too_large(limit: int) -> str:
     return f"request body is larger than the limit of {limit} bytes for this route"
 
 
-def _cookie(header: bytes, name: str) -> str | None:
-    for part in header.decode("latin-1").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value:
-            return value.strip('"')
-    return None
-
-
 async def _answer(
     send: Send, status: int, detail: str, extra: dict[str, str] | None = None
 ) -> None:
@@ -178,6 +172,6 @@ async def _answer(
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),  # the rest of the body is not read
     ]
-    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items() if status == 401]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -189,7 +189,7 @@ def test_one_id_rule_where_ids_are_created(server_env: ServerEnv) -> None:
             raise AssertionError("service took device name 'box..1'")
 
 
-def test_login_is_throttled_for_the_unauthenticated_door(server_env: ServerEnv) -> None:
+def test_the_gate_lets_a_login_through_without_a_session(server_env: ServerEnv) -> None:
     anonymous = server_env.client()
     assert (
         anonymous.post(
