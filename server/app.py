@@ -7,17 +7,21 @@ import importlib.util
 import logging
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DBAPIError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from sitewatch.server.api import admin, auth, dashboard, events, hazards, ingest, ops
 from sitewatch.server.api import workers as workers_api
 from sitewatch.server.api.deps import check_request_text
 from sitewatch.server.db.session import Database
+from sitewatch.server.faults import fault_answer
 from sitewatch.server.limits import RequestGate
 from sitewatch.server.media import LocalMediaStore, MediaError, MediaStore
 from sitewatch.server.metrics import Metrics, MetricsMiddleware
@@ -26,9 +30,13 @@ from sitewatch.server.services import admin as admin_service
 from sitewatch.server.services import auth as auth_service
 from sitewatch.server.services.errors import ServiceError
 from sitewatch.server.settings import Settings
-from sitewatch.server.throttle import LoginThrottle
+from sitewatch.server.throttle import DatabaseLoginThrottle
 
 logger = logging.getLogger(__name__)
+
+#: How every command serves the app with uvicorn. uvicorn's own proxy handling would
+#: believe X-Forwarded-For from 127.0.0.1; the app believes settings.trusted_proxies only.
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
 
 
 def create_app(
@@ -56,8 +64,8 @@ def create_app(
     app.state.store = store or LocalMediaStore(settings.resolved_media_dir)
     app.state.cookie_signer = CookieSigner(settings.resolved_session_secret())
     app.state.metrics = Metrics()
-    app.state.login_throttle = LoginThrottle(
-        max_failures=settings.login_max_failures, window_s=settings.login_window_s
+    app.state.login_throttle = DatabaseLoginThrottle(  # shared by every worker process
+        database, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
     for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api):
         app.include_router(module.router)
@@ -70,6 +78,10 @@ def create_app(
         cookie_name=SESSION_COOKIE,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.trusted_proxies:
+        # Outermost, so the gate, the metrics and the login throttle see the client's
+        # address as the trusted proxy reports it; uvicorn's own proxy handling is off.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if settings.enable_ui:
         _install_ui(app)
     return app
@@ -106,6 +118,24 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MediaError)
     async def media_error(_request: Request, exc: MediaError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    async def fault(request: Request, exc: Exception) -> Response:
+        # A full disk or an unreachable database: the client retries (507 / 503).
+        answer = fault_answer(exc)
+        if answer is None:
+            raise exc  # a bug: the 500 handler logs it with its traceback
+        logger.warning("%s %s: %s: %s", request.method, request.url.path, answer.detail, exc)
+        page = getattr(request.app.state, "fault_page", None)
+        if page is not None and request.url.path.startswith("/ui"):
+            response: Response = page(request, answer.status)
+            response.headers.update(answer.headers)
+            return response
+        return JSONResponse(
+            {"detail": answer.detail}, status_code=answer.status, headers=answer.headers
+        )
+
+    app.add_exception_handler(DBAPIError, fault)
+    app.add_exception_handler(OSError, fault)
 
 
 def _install_ui(app: FastAPI) -> None:

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 from anyio import to_thread
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sitewatch.server.faults import fault_answer
 from sitewatch.server.settings import Settings
 
 #: Multipart framing around the largest allowed file.
@@ -104,7 +106,14 @@ class RequestGate:
             return
         policy = route_policy(scope["method"], scope["path"], self.settings)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        refusal = await self._authentication_refusal(policy.caller, headers)
+        try:
+            refusal = await self._authentication_refusal(policy.caller, headers)
+        except DBAPIError as exc:
+            fault = fault_answer(exc)
+            if fault is None:
+                raise
+            await _answer(send, fault.status, fault.detail, fault.headers)
+            return
         if refusal is not None:
             await _answer(send, 401, refusal, {"www-authenticate": "Bearer"})
             return
@@ -172,6 +181,6 @@ async def _answer(
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),  # the rest of the body is not read
     ]
-    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

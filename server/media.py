@@ -6,8 +6,9 @@ never from a client's file name, and every key is checked again before it touche
 disk, so a path traversal cannot happen even if a caller forgets.
 
 Uploads are first written to a temporary file (:func:`receive_upload`), checked for size
-and magic bytes, and only then moved into place with an atomic rename: nothing is ever
-half-written under a real key.
+and magic bytes (then for content, :mod:`server.media_checks`), and only then moved into
+place with an atomic rename: nothing is ever half-written under a real key. Temporary
+files a crash left behind are removed when a :class:`LocalMediaStore` is created.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import logging
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from sitewatch.server.media_checks import MediaProblem
 
 logger = logging.getLogger(__name__)
 
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CHUNK_BYTES = 1024 * 1024
+#: Staged uploads older than this are leftovers of a crash (an upload writes its file
+#: continuously, so a live one is never this old).
+STALE_PART_S = 3600.0
 
 
 class MediaError(ValueError):
@@ -73,6 +80,10 @@ class ReceivedFile:
     size_bytes: int
     sha256: str
     kind: ContentKind
+    #: True once the content was checked (``services.media.receive_media``); ``problem``
+    #: then says what is wrong with it, None when it is what it claims to be.
+    checked: bool = False
+    problem: MediaProblem | None = None
 
 
 class MediaStore(Protocol):
@@ -105,6 +116,7 @@ class LocalMediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(self.staging_dir())
 
     def _path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
@@ -137,6 +149,27 @@ class LocalMediaStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def remove_stale_parts(
+    staging_dir: Path, *, max_age_s: float = STALE_PART_S, now: float | None = None
+) -> int:
+    """Delete the ``*.part`` files in ``staging_dir`` not written to for ``max_age_s``
+    (left by a crash or a kill mid-upload); returns how many were removed."""
+    cutoff = (time.time() if now is None else now) - max_age_s
+    removed = 0
+    for path in staging_dir.glob("*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # removed meanwhile (its upload finished, or another process)
+        except OSError as exc:
+            logger.warning("cannot remove stale upload %s: %s", path, exc)
+    if removed:
+        logger.info("removed %d stale upload file(s) from %s", removed, staging_dir)
+    return removed
 
 
 def receive_upload(

@@ -7,6 +7,7 @@ file over defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -46,6 +47,15 @@ class Settings(BaseSettings):
     max_face_bytes: int = Field(default=1 * MIB, gt=0)
     max_clip_bytes: int = Field(default=100 * MIB, gt=0)
     max_evidence_bytes: int = Field(default=10 * MIB, gt=0)
+    #: Largest image (snapshot, face, evidence, enrolment photo) and clip frame, read from
+    #: the header before anything is decoded: a small file may declare a huge picture.
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_image_side: int = Field(default=12_000, gt=0)
+    #: Longest clip accepted (the edge's clips last pre_s + post_s plus the event).
+    max_clip_seconds: float = Field(default=600.0, gt=0)
+    #: Free space kept on the media and database disks: an upload that would leave less
+    #: is refused with 507 (the box retries), and /healthz answers 503 below it.
+    min_free_disk_bytes: int = Field(default=100 * MIB, ge=0)
     #: One event's JSON (an event is a few hundred bytes; 64 KiB leaves room).
     max_event_bytes: int = Field(default=64 * 1024, gt=0)
     #: Any other JSON or form body (heartbeats, admin changes, review forms).
@@ -68,6 +78,10 @@ class Settings(BaseSettings):
     enable_ui: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    #: Reverse proxies (addresses or networks, e.g. 10.0.0.5 or 10.0.0.0/24) whose
+    #: X-Forwarded-For / X-Forwarded-Proto are believed. Empty (the default): no one's,
+    #: so a client cannot pick its own address and dodge the login throttle.
+    trusted_proxies: list[str] = Field(default_factory=list)
     log_json: bool = False
     log_level: str = "INFO"
     #: SQLAlchemy connection pool size for PostgreSQL.
@@ -80,6 +94,18 @@ class Settings(BaseSettings):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         parse_zone(value, "timezone (SITEWATCH_TIMEZONE)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from exc
         return value
 
     @property

@@ -13,6 +13,7 @@ from sitewatch.contract.register import RegisterOut, RegisterWorker
 from sitewatch.server.api.deps import CurrentDevice, CurrentUser, DbSession, SettingsDep
 from sitewatch.server.db.workers import Worker
 from sitewatch.server.services import workers
+from sitewatch.server.services.media import media_limits
 from sitewatch.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
@@ -94,7 +95,7 @@ def enrol(
         given=consent_given, method=consent_method, given_at=consent_given_at, note=consent_note
     )
     workers.check_enrol(db, user=user, site_id=site_id, consent=consent)
-    embeddings = workers.embed_photos(_read_photos(photos, settings))
+    embeddings = workers.embed_photos(_read_photos(photos, settings), limits=media_limits(settings))
     worker = workers.enrol_worker(
         db,
         user=user,

@@ -211,6 +211,9 @@ class Media(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Set when retention removed the file; the row stays as a record.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why an upload was refused (broken, wrong codec, too large a picture): its bytes
+    #: were not kept, and ``deleted_at`` is set too, so nothing serves or shows them.
+    problem: Mapped[str | None] = mapped_column(Text)
     event: Mapped[EventRecord] = relationship(back_populates="media")
 
 
@@ -258,6 +261,22 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(140))
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
-    object_id: Mapped[str] = mapped_column(String(64))
+    #: Up to "site/worker" (64 + 1 + 64 characters); see migration 0003.
+    object_id: Mapped[str] = mapped_column(String(160))
     site_id: Mapped[str | None] = mapped_column(String(64), index=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LoginFailure(Base):
+    """One failed login for a throttle key ("user:alice", "ip:10.0.0.5").
+
+    In the database rather than in memory, so the limit holds across the server's worker
+    processes (``server.throttle``); rows older than the window are pruned.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -87,6 +87,14 @@ class Database:
         with self.sessions() as db:
             yield db
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite database (None for PostgreSQL or in memory)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)
+
     def ping(self) -> bool:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

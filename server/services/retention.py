@@ -1,4 +1,11 @@
-"""Retention: delete the media of dismissed events after N days, keep the records."""
+"""Retention: delete the media of dismissed events after N days, keep the records.
+
+The server runs no background jobs: retention (and face retention) run from
+``sitewatch server retention``, e.g. daily from cron or a systemd timer, whatever the
+number of worker processes. Runs may overlap: on PostgreSQL each takes the rows it
+works on with ``FOR UPDATE SKIP LOCKED``, so two runs split the work instead of doing
+it twice; anywhere, a second pass over the same media finds them done (``deleted_at``).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ def apply_retention(
             Media.deleted_at.is_(None),
             Media.kind != MediaKind.EVIDENCE,
         )
+        .with_for_update(of=Media, skip_locked=True)  # no-op on SQLite
     )
     events: set[object] = set()
     files = freed = 0

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from sitewatch.server.db.models import Device, Site, User
 from sitewatch.server.db.types import as_utc, utcnow
 from sitewatch.server.db.workers import RegisterVersion, Worker, WorkerEmbedding
+from sitewatch.server.media_checks import MediaLimits, MediaProblem, check_image
 from sitewatch.server.services import audit
 from sitewatch.server.services.access import (
     require_admin,
@@ -32,6 +33,7 @@ from sitewatch.server.services.access import (
     site_filter,
 )
 from sitewatch.server.services.errors import Conflict, Invalid, NotFound, ServiceError
+from sitewatch.server.services.media import MediaRefused, media_limits
 
 if TYPE_CHECKING:  # types only: the models are imported by load_face_models()
     from sitewatch.edge.faces.detection import FaceDetector
@@ -113,10 +115,22 @@ def photo_embedder() -> PhotoEmbedder:
     return PhotoEmbedder()
 
 
-def embed_photos(photos: list[tuple[str, bytes]]) -> list[np.ndarray]:
-    """One embedding per ``(name, jpeg bytes)``; all or nothing."""
+def embed_photos(
+    photos: list[tuple[str, bytes]], *, limits: MediaLimits | None = None
+) -> list[np.ndarray]:
+    """One embedding per ``(name, jpeg bytes)``; all or nothing.
+
+    Every photo is checked first (MediaRefused: 413 when its header declares more pixels
+    than ``limits`` allow, default the settings' defaults; 422 when it does not decode),
+    so a decompression bomb is refused before anything decodes it.
+    """
     if not photos:
         raise Invalid("at least one photo is required")
+    for name, data in photos:
+        try:
+            check_image(data, limits=limits or media_limits(), what=f"photo {name!r}")
+        except MediaProblem as problem:
+            raise MediaRefused(problem.reason, problem.status) from None
     embedder = photo_embedder()
     return [embedder.embed(data, what=f"photo {name!r}") for name, data in photos]
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import RedirectResponse
 
 from sitewatch.server.ui import routes_auth, routes_dashboard, routes_events, routes_review
+from sitewatch.server.ui.deps import fault_page
 
 ui_router = APIRouter(prefix="/ui", tags=["ui"])
 ui_router.include_router(routes_auth.router)
@@ -23,6 +24,7 @@ __all__ = ["install", "ui_router"]
 def install(app: FastAPI) -> None:
     """Called by ``create_app``: the pages under ``/ui`` and ``/`` leading to them."""
     app.include_router(ui_router)
+    app.state.fault_page = fault_page  # server.app answers a fault on a page with it
     app.add_api_route("/ui", _home, include_in_schema=False)
     if not any(getattr(route, "path", None) == "/" for route in app.routes):
         app.add_api_route("/", _home, include_in_schema=False)

@@ -74,7 +74,12 @@ def error_page(
     request: Request, viewer: Viewer | None, status_code: int, detail: str
 ) -> HTMLResponse:
     t = translator(request_lang(request))
-    titles = {403: "error.forbidden", 404: "error.not_found"}
+    titles = {
+        403: "error.forbidden",
+        404: "error.not_found",
+        503: "error.unavailable",
+        507: "error.disk_full",
+    }
     return render(
         request,
         "error.html",
@@ -83,6 +88,13 @@ def error_page(
         user=viewer.user if viewer else None,
         csrf_token=viewer.csrf_token if viewer else "",
     )
+
+
+def fault_page(request: Request, status_code: int) -> HTMLResponse:
+    """The page for a fault the reader can wait out: 503 (database) or 507 (disk full)."""
+    t = translator(request_lang(request))
+    key = "error.disk_full_detail" if status_code == 507 else "error.unavailable_detail"
+    return error_page(request, None, status_code, t(key))
 
 
 def service_error_page(request: Request, viewer: Viewer, exc: ServiceError) -> HTMLResponse:

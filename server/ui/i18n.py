@@ -30,6 +30,10 @@ ZH: dict[str, str] = {
     "error.not_found": "未找到",
     "error.bad_request": "请求无效",
     "error.csrf": "表单已过期，请刷新页面后重试",
+    "error.unavailable": "服务暂时不可用",
+    "error.unavailable_detail": "数据库暂时无法访问，请稍后重试。",
+    "error.disk_full": "服务器磁盘已满",
+    "error.disk_full_detail": "服务器磁盘空间不足，请稍后重试或联系管理员。",
     "events.title": "事件",
     "events.none": "没有符合条件的事件",
     "events.total": "共 {n} 条",
@@ -178,6 +182,12 @@ EN: dict[str, str] = {
     "error.not_found": "Not found",
     "error.bad_request": "Bad request",
     "error.csrf": "The form has expired; reload the page and try again",
+    "error.unavailable": "Service unavailable",
+    "error.unavailable_detail": "The database cannot be reached right now; try again shortly.",
+    "error.disk_full": "Server disk full",
+    "error.disk_full_detail": (
+        "The server's disk is full; try again later or tell the administrator."
+    ),
     "events.title": "Events",
     "events.none": "No events match the filters",
     "events.total": "{n} in total",

@@ -19,11 +19,11 @@ from starlette.responses import RedirectResponse, Response
 
 from sitewatch.server.api.deps import SettingsDep, StoreDep
 from sitewatch.server.db.models import DismissReason, MediaKind, ReviewStatus
-from sitewatch.server.media import MediaError, receive_upload
+from sitewatch.server.media import MediaError
 from sitewatch.server.services import hazards
 from sitewatch.server.services.errors import Invalid, ServiceError
 from sitewatch.server.services.events import set_verdict
-from sitewatch.server.services.media import ALLOWED_CONTENT
+from sitewatch.server.services.media import receive_media
 from sitewatch.server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
 from sitewatch.server.ui.rendering import page_zone
 
@@ -135,13 +135,13 @@ def post_evidence(
     photo: Annotated[UploadFile, File()],
     note: Note = "",
 ) -> Response:
-    """The site's proof of the fix: a JPEG checked by its bytes and size, and a note."""
+    """The site's proof of the fix: a JPEG checked by its bytes, size and content, and a note."""
     try:
-        received = receive_upload(
+        received = receive_media(
             photo.file,
-            staging_dir=store.staging_dir(),
-            max_bytes=settings.max_evidence_bytes,
-            allowed=ALLOWED_CONTENT[MediaKind.EVIDENCE],
+            store=store,
+            settings=settings,
+            kind=MediaKind.EVIDENCE,
             what="evidence photo",
         )
     except MediaError as exc:

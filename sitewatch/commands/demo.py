@@ -145,11 +145,13 @@ def _start_server(
 ) -> tuple[threading.Thread, uvicorn.Server]:
     import uvicorn
 
-    from sitewatch.server.app import create_app
+    from sitewatch.server.app import UVICORN_OPTIONS, create_app
 
     app = create_app(settings, database=database)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.port, log_level="warning", **UVICORN_OPTIONS
+        )
     )
     thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
     thread.start()

@@ -63,14 +63,20 @@ def run(
 
     import uvicorn
 
-    from sitewatch.server.app import create_app
+    from sitewatch.server.app import UVICORN_OPTIONS, create_app
     from sitewatch.server.db.session import Database
     from sitewatch.server.logging_setup import configure_logging
 
     settings = _settings(config, host=host, port=port)
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            **UVICORN_OPTIONS,
+        )
         return
     database = Database.from_url(settings.resolved_database_url)
     database.migrate()  # once, before the workers start
@@ -87,6 +93,7 @@ def run(
         port=settings.port,
         workers=workers,
         log_config=None,
+        **UVICORN_OPTIONS,
     )
 
 

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from sitewatch.server.db.session import Database, make_engine
 from sitewatch.server.db.tables import Base
 from sitewatch.server.services import admin
 from sitewatch.server.settings import Settings
+from tests.server import request_tally
 
 PG_URL = os.environ.get(
     "SITEWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,23 +47,33 @@ def _pg_database(schema: str) -> Database:
     return Database(make_engine(PG_URL, pool_size=5, connect_args={"options": options}))
 
 
-@pytest.fixture(scope="session")
-def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema migrated to head, dropped after the run."""
-    schema = f"sw_test_{secrets.token_hex(4)}"
+@contextmanager
+def fresh_pg_schema(prefix: str = "sw_test") -> Iterator[str]:
+    """A new empty PostgreSQL schema, dropped afterwards; skips the test if PostgreSQL
+    is unreachable."""
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     try:
         admin_engine = make_engine(PG_URL, connect_args={"connect_timeout": 3})
         with admin_engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except OperationalError as exc:
         pytest.skip(f"PostgreSQL at {PG_URL} unreachable: {str(exc).splitlines()[0]}")
-    database = _pg_database(schema)
-    database.migrate()
-    database.dispose()
-    yield schema
-    with admin_engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin_engine.dispose()
+    try:
+        yield schema
+    finally:
+        with admin_engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema migrated to head, dropped after the run."""
+    with fresh_pg_schema() as schema:
+        database = _pg_database(schema)
+        database.migrate()
+        database.dispose()
+        yield schema
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +175,14 @@ def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
     yield env
     for client in env.clients:
         client.close()
+    request_tally.add_app(app)
     database.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = request_tally.summary()
+    if line:
+        terminalreporter.write_line(line)
 
 
 def event_json(site_id: str, **fields: Any) -> dict[str, Any]:
@@ -198,14 +217,13 @@ def jpeg_bytes() -> bytes:
     return encoded.tobytes()
 
 
-@pytest.fixture(scope="session")
-def mp4_bytes() -> bytes:
-    """A real MP4 clip (10 frames, 64x48) written with PyAV."""
+def write_clip(target: str | io.BytesIO, codec: str = "libx264", **options: str) -> None:
+    """10 frames of 64x48 as an MP4 encoded with ``codec`` (FFmpeg muxer ``options``)."""
     import av
 
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=10)
+    with av.open(target, mode="w", format="mp4", options=options) as container:
+        stream = container.add_stream(codec, rate=10)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for index in range(10):
             frame = np.full((48, 64, 3), index * 20, dtype=np.uint8)
@@ -213,4 +231,12 @@ def mp4_bytes() -> bytes:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+@pytest.fixture(scope="session")
+def mp4_bytes() -> bytes:
+    """A real H.264 MP4 clip written with PyAV's libx264, as the edge writes its clips
+    (the server refuses other codecs)."""
+    buffer = io.BytesIO()
+    write_clip(buffer)
     return buffer.getvalue()

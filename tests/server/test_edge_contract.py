@@ -4,16 +4,8 @@ app over HTTP (uvicorn in a thread): the ingest contract of COMMON.md, both ends
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import uvicorn
-from fastapi import FastAPI
 
 from sitewatch.contract.events import Event, EventPhase, RuleKind
 from sitewatch.edge.outbox import Outbox
@@ -21,29 +13,9 @@ from sitewatch.edge.uploader import Outcome, Uploader, UploadTuning
 from sitewatch.server.db.models import Role
 from sitewatch.server.services import admin
 from tests.server.conftest import ServerEnv
+from tests.server.live_server import serving
 
 FAST = UploadTuning(retry_min_s=0.05, retry_max_s=0.2, heartbeat_s=0.2)
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def spool(outbox: Outbox, site_id: str, jpeg: bytes, mp4: bytes) -> Event:

@@ -43,7 +43,11 @@ def test_hazard_lifecycle_with_audit_log(server_env: ServerEnv, jpeg_bytes: byte
     assert rejected.json()["status"] == "rejected"
     not_jpeg = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
     assert _evidence(reviewer, event_id, not_jpeg, "png") == 415
-    assert _evidence(reviewer, event_id, jpeg_bytes[:-10] + b"0123456789", "higher rail") == 200
+    cut = jpeg_bytes[:-10] + b"0123456789"  # the end of the picture replaced: not a JPEG
+    assert _evidence(reviewer, event_id, cut, "higher rail") == 422
+    assert reviewer.get(f"{base}/hazard").json()["status"] == "rejected"
+    # a whole JPEG (bytes after its end marker are ignored by viewers and the check)
+    assert _evidence(reviewer, event_id, jpeg_bytes + b"0123456789", "higher rail") == 200
     accepted = reviewer.post(f"{base}/hazard/accept", json={"note": "ok"})
     assert accepted.json()["status"] == "accepted" and accepted.json()["overdue"] is False
     photo = reviewer.get(f"{base}/media/evidence")

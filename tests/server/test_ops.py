@@ -24,7 +24,11 @@ from tests.server.conftest import ServerEnv, event_json, make_settings, post_eve
 
 def test_healthz_and_metrics(server_env: ServerEnv) -> None:
     client = server_env.client()
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["database"] == "ok", health
+    assert health["disk"]["media"]["free_bytes"] > 0
+    if server_env.backend == "sqlite":
+        assert health["disk"]["database"]["total_bytes"] > 0
     device = server_env.device("site-a")
     body = event_json("site-a")
     post_event(device, body)

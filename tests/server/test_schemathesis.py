@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sitewatch.server.app import create_app
 from sitewatch.server.db.models import Device, User
 from sitewatch.server.db.session import Database
+from tests.server import request_tally
 from tests.server.conftest import (
     PASSWORD,
     event_json,
@@ -71,6 +72,7 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fuzzed]:
     yield Fuzzed(app, database, headers)
     client.close()
     device.close()
+    request_tally.add_app(app)
     database.dispose()
 
 
