@@ -216,8 +216,7 @@ class EdgeRunner:
             failures = self.face_register.failures
             m.face_register_sync_failures.inc(failures - self._skipped_seen.get("sync", 0))
             self._skipped_seen["sync"] = failures
-        m.outbox_items.set(self.outbox.depth())
-        m.outbox_bytes.set(self.outbox.used_bytes())
+        m.observe_outbox(self.outbox)
 
     def _on_drop(self, item: OutboxItem, reason: str) -> None:
         self.metrics.dropped.labels(item.kind, reason).inc()

@@ -12,6 +12,7 @@ Each runner has its own registry (tests run several in one process). Names::
     sitewatch_edge_reconnects_total{camera}
     sitewatch_edge_events_total{camera,rule,phase}
     sitewatch_edge_outbox_items / _outbox_bytes     queue depth and its size on disk
+    sitewatch_edge_outbox_dead_letters              items the server refused, kept for a retry
     sitewatch_edge_outbox_dropped_total{kind,reason}
     sitewatch_edge_uploads_total{kind,outcome}      sent / retry / rejected
     sitewatch_edge_ack_latency_seconds              start message spooled -> server ack
@@ -23,11 +24,19 @@ Each runner has its own registry (tests run several in one process). Names::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class OutboxGauges(Protocol):
+    """What :meth:`EdgeMetrics.observe_outbox` reads (an :class:`~sitewatch.edge.outbox.Outbox`)."""
+
+    def depth(self) -> int: ...
+    def used_bytes(self) -> int: ...
+    def dead_letter_count(self) -> int: ...
 
 
 class EdgeMetrics:
@@ -77,6 +86,11 @@ class EdgeMetrics:
         self.outbox_bytes = Gauge(
             "sitewatch_edge_outbox_bytes", "Bytes held by the outbox", registry=r
         )
+        self.outbox_dead_letters = Gauge(
+            "sitewatch_edge_outbox_dead_letters",
+            "Outbox items the server refused, kept for a retry (sitewatch edge outbox)",
+            registry=r,
+        )
         self.dropped = Counter(
             "sitewatch_edge_outbox_dropped_total",
             "Outbox items dropped (spool full, refused by the server)",
@@ -114,6 +128,12 @@ class EdgeMetrics:
             registry=r,
         )
         self._server: Any = None
+
+    def observe_outbox(self, outbox: OutboxGauges) -> None:
+        """Set the outbox gauges: queue depth, bytes on disk, dead letters."""
+        self.outbox_items.set(outbox.depth())
+        self.outbox_bytes.set(outbox.used_bytes())
+        self.outbox_dead_letters.set(outbox.dead_letter_count())
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serve /metrics in a background thread; returns the port (0 picks a free one)."""

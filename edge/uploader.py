@@ -8,8 +8,12 @@ makes that harmless: nothing is lost, nothing is duplicated.
 
 Failures: connection errors, timeouts, 5xx, 408, 425, 429 and 401 (a token being
 rotated) are retried with exponential backoff and full jitter (``retry_min_s`` doubling
-up to ``retry_max_s``). Other 4xx answers mean the server will never take the item
-(invalid, forbidden, unknown event): it is dropped with a log line and counted.
+up to ``retry_max_s``). Other 4xx answers mean the server will not take the item as it
+is (invalid, forbidden, unknown event): it moves to the outbox's dead letters with the
+status and the server's detail, logged and counted, and the queue goes on. Nothing is
+deleted: ``sitewatch edge outbox list`` shows the dead letters, ``... retry`` (or the first
+start of another edge version) puts them back in the queue. Later items of a dead-lettered
+event are held beside it unsent, so the server still gets an event's items in order.
 """
 
 from __future__ import annotations
@@ -160,14 +164,14 @@ class Uploader:
             self.outbox.ack(item)
             return self._report(item, Outcome.SENT)
         code = response.status_code
-        detail = response.text[:200]
+        detail = _server_detail(response)
         if code >= 500 or code in RETRY_STATUS:
             level = logging.ERROR if code == 401 else logging.INFO
             logger.log(
                 level, "server answered %d to %s %s: %s", code, item.kind, item.event_id, detail
             )
             return self._report(item, Outcome.RETRY)
-        self.outbox.reject(item, f"server refused it with {code}: {detail}")
+        self.outbox.reject(item, detail, status=code)  # a dead letter, kept for a retry
         return self._report(item, Outcome.REJECTED)
 
     def _request(self, item: OutboxItem) -> httpx.Response:
@@ -209,3 +213,15 @@ class Uploader:
             ok = False
         self.last_heartbeat_ok = ok
         return ok
+
+
+def _server_detail(response: httpx.Response, limit: int = 500) -> str:
+    """The server's ``detail`` (FastAPI's error body) when it is a string, else the body."""
+    text = response.text
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str):
+        text = detail
+    return " ".join(text.split())[:limit] or response.reason_phrase

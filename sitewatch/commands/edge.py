@@ -1,16 +1,28 @@
-"""``sitewatch edge run``: the live edge box (every camera of one site)."""
+"""``sitewatch edge run``: the live edge box (every camera of one site); ``sitewatch edge
+outbox list|retry``: the upload spool's dead letters (items the server refused)."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
+import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from sitewatch.edge.outbox import Outbox
 
 edge_app = typer.Typer(help="The live edge box on site.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="The box's upload spool: items the server refused (dead letters).", no_args_is_help=True
+)
+edge_app.add_typer(outbox_app, name="outbox")
 err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 
@@ -66,3 +78,109 @@ def run(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runner.run()
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Site YAML file (its outbox: path and max_bytes)."),
+]
+SpoolOption = Annotated[
+    Path | None, typer.Option("--spool", help="The outbox folder itself, instead of --config.")
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[red]✗[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _open_outbox(config: Path | None, spool: Path | None) -> Outbox:
+    """The spool of ``--config`` or ``--spool``, locked; a one-line error otherwise. The
+    upgrade retry is left to the box, so that ``list`` shows the spool as it is."""
+    from sitewatch.edge.config import ConfigError, OutboxConfig, load_config
+    from sitewatch.edge.outbox import Outbox, SpoolBusy
+
+    if (config is None) == (spool is None):
+        _fail("give --config SITE.yaml or --spool FOLDER (one of them)")
+    max_bytes = OutboxConfig().max_bytes
+    if config is not None:
+        try:
+            site = load_config(config)
+        except ConfigError as exc:
+            _fail(str(exc))
+        spool = Path(site.outbox.path).expanduser()
+        if not spool.is_absolute():
+            spool = config.resolve().parent / spool  # beside the config, as the box does
+        max_bytes = site.outbox.max_bytes
+    assert spool is not None
+    if not (spool / "outbox.db").is_file():
+        _fail(f"no outbox at {spool} (no outbox.db: nothing spooled there yet?)")
+    try:
+        return Outbox(spool, max_bytes=max_bytes, retry_on_upgrade=False)
+    except SpoolBusy as exc:
+        _fail(f"{exc}; stop the edge box to use this command")
+    except sqlite3.DatabaseError as exc:
+        _fail(f"outbox {spool}: unreadable outbox.db ({exc})")
+
+
+@outbox_app.command("list")
+def outbox_list(config: ConfigOption = None, spool: SpoolOption = None) -> None:
+    """List the dead letters: items the server refused (status, its detail, when, and the
+    edge version that sent them). Run it while the box is stopped (it locks the spool)."""
+    from rich.table import Table
+
+    outbox = _open_outbox(config, spool)
+    try:
+        letters, queued = outbox.dead_letters(), outbox.depth()
+    finally:
+        outbox.close()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: whole ids
+    if not letters:
+        console.print(
+            f"no dead letters in {outbox.root} ({queued} item(s) queued)", highlight=False
+        )
+        return
+    table = Table("id", "kind", "event id", "status", "detail", "when", "version")
+    for letter in letters:
+        when = datetime.fromtimestamp(letter.dead_at).astimezone()
+        table.add_row(
+            str(letter.id),
+            letter.item.kind,
+            letter.item.event_id,
+            str(letter.status) if letter.status is not None else "held",
+            letter.detail,
+            when.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.version,
+        )
+    console.print(table)
+    console.print(
+        f"{len(letters)} dead letter(s) in {outbox.root}, {queued} item(s) queued;"
+        " 'held' items wait behind an earlier dead letter of their event",
+        highlight=False,
+    )
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    config: ConfigOption = None,
+    spool: SpoolOption = None,
+    ids: Annotated[
+        list[int] | None,
+        typer.Option("--id", help="A dead letter's id (repeat it); its whole event goes back."),
+    ] = None,
+    retry_all: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+) -> None:
+    """Put dead letters back in the upload queue, in spool order; the box sends them at its
+    next start. Run it while the box is stopped (it locks the spool)."""
+    from sitewatch.edge.outbox import UnknownDeadLetter
+
+    if bool(ids) == retry_all:
+        _fail("give --id N (repeatable) or --all")
+    outbox = _open_outbox(config, spool)
+    try:
+        count = outbox.retry_dead_letters(None if retry_all else ids)
+    except UnknownDeadLetter as exc:
+        _fail(f"{exc} in {outbox.root} (see sitewatch edge outbox list)", 1)
+    finally:
+        outbox.close()
+    Console().print(f"{count} dead letter(s) back in the queue of {outbox.root}", highlight=False)

@@ -131,17 +131,27 @@ def test_resending_after_a_lost_ack_does_not_duplicate(
     assert len(server.state.media) == 2
 
 
-def test_refused_items_are_dropped_and_do_not_block_the_queue(
+def test_refused_items_become_dead_letters_and_do_not_block_the_queue(
     tmp_path: Path, server: IngestStandIn
 ) -> None:
     outbox = Outbox(tmp_path, max_bytes=10**7)
     dropped: list[str] = []
     outbox._on_drop = lambda item, reason: dropped.append(f"{item.kind}:{reason}")
-    spool_event(outbox, site_id="another-site")  # 403 for its events, 404 for its media
+    bad = spool_event(outbox, site_id="another-site")  # 403 for its start message
     good = spool_event(outbox)
     drain_with_uploader(outbox, server)
     assert list(server.state.events) == [str(good.event_id)]
-    assert dropped == ["event:rejected", "snapshot:rejected", "clip:rejected", "event:rejected"]
+    assert dropped == []  # nothing lost: the refused event and its held items are kept
+    letters = outbox.dead_letters()
+    assert [(d.item.kind, d.status) for d in letters] == [
+        ("event", 403),
+        ("snapshot", None),  # held behind the refused start, never sent out of order
+        ("clip", None),
+        ("event", None),
+    ]
+    assert {d.item.event_id for d in letters} == {str(bad.event_id)}
+    assert letters[0].detail == "not this device's site"
+    assert server.state.requests[f"snapshot:{bad.event_id}"] == 0
 
 
 def test_wrong_token_is_retried_not_dropped(tmp_path: Path, server: IngestStandIn) -> None:
