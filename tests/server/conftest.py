@@ -180,8 +180,7 @@ def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    line = request_tally.summary()
-    if line:
+    for line in request_tally.summary():
         terminalreporter.write_line(line)
 
 

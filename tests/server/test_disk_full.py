@@ -26,6 +26,7 @@ from sitewatch.server.db.models import EventRecord
 from sitewatch.server.db.session import Database
 from sitewatch.server.faults import fault_answer
 from sitewatch.server.services import admin
+from tests.server import request_tally
 from tests.server.conftest import event_json, make_settings
 
 MIB = 1024 * 1024
@@ -145,6 +146,7 @@ def test_a_full_disk_answers_507_and_loses_nothing(
         assert send_snapshot(acknowledged[0], big) == 200
     finally:
         box.close()
+        request_tally.add_app(app)
         database.dispose()
 
     database = Database.from_url(f"sqlite:///{data / 'sitewatch.db'}")

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from sitewatch.server.db.session import make_engine
+from tests.server import request_tally
 from tests.server.conftest import PG_URL, event_json, fresh_pg_schema
 from tests.server.server_process import ServerProcess, peak_rss
 from tests.server.tcp_proxy import TcpProxy
@@ -138,6 +139,7 @@ def test_bombs_and_oversize_bodies_stay_within_the_memory_budget(
         with peak_rss(process) as rss:
             code = _answer(send)
         idle, peak = rss
+        request_tally.note(f"{name}: {code or 'closed early'}, +{(peak - idle) / MIB:.0f} MB")
         assert code in expected, f"{name}: answered {code}, expected one of {expected}"
         assert peak - idle < MEMORY_BUDGET, f"{name}: +{(peak - idle) / MIB:.0f} MB"
         assert httpx.get(f"{process.base}/healthz").status_code == 200, name
