@@ -5,6 +5,8 @@ score of a pair is the share of the head box that lies inside the upper half of 
 box (it must reach ``cfg.head_person_min_overlap``), minus a small penalty for a head off
 the person's centre line; ``scipy.optimize.linear_sum_assignment`` picks the best overall
 matching, which settles crowded scenes where one head lies inside two person boxes.
+A person left without a head box (a 10-20 px head on a high CCTV camera) is read by the
+head classifier (``edge.head_classifier``) on the crop where its head should be.
 
 A person's helmet state and colour are a majority vote over the observations of the last
 ``cfg.helmet_window_s`` seconds; frames where no head was seen do not vote, so one missed
@@ -37,6 +39,7 @@ from sitewatch.edge.detections import (
     ROLE,
     Detections,
 )
+from sitewatch.edge.head_crops import expected_heads
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +48,17 @@ UPPER_SHARE = 0.5
 #: Score penalty per person-width of horizontal offset between head and person centres.
 OFF_CENTRE_PENALTY = 0.25
 DEFAULT_ROLE = "worker"
+#: A person box whose top is this close to the frame's top is not read by the head
+#: classifier: the head may be cut off, and the crop would show a body.
+TOP_EDGE_PX = 2.0
 #: A colour check is due once this share of the check period has passed: live frame times
 #: jitter, and a frame a little early should not wait a whole period more.
 COLOUR_PERIOD_SLACK = 0.75
 
 T = TypeVar("T")
 ColourClassifier = Callable[[np.ndarray, np.ndarray], list[HelmetColour]]
+#: (frame, head boxes) -> (N, 2) P(bare), P(helmet): ``HeadClassifier.probabilities``.
+HeadReader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def association_scores(
@@ -110,7 +118,11 @@ class HelmetAttributes:
     """``update(persons, heads, frame, now_s) -> persons with helmet data keys``."""
 
     def __init__(
-        self, cfg: AttributesConfig, *, classify_colours: ColourClassifier | None = None
+        self,
+        cfg: AttributesConfig,
+        *,
+        classify_colours: ColourClassifier | None = None,
+        read_heads: HeadReader | None = None,
     ) -> None:
         if classify_colours is None:
             from sitewatch.edge.helmet_colour import (
@@ -121,8 +133,13 @@ class HelmetAttributes:
 
             model = with_orange_rule(load_default_model(), cfg.orange_helmets)
             classify_colours = partial(classify_helmet_colours, model=model)
+        if read_heads is None and cfg.head_classifier:
+            from sitewatch.edge.head_classifier import HeadClassifier
+
+            read_heads = HeadClassifier().probabilities
         self.cfg = cfg
         self._classify: ColourClassifier = classify_colours
+        self._read_heads = read_heads
         self._tracks: dict[int, _TrackMemory] = {}
         rate = cfg.colour_checks_per_s
         self._colour_gap_s = COLOUR_PERIOD_SLACK / rate if rate > 0 else 0.0
@@ -139,6 +156,7 @@ class HelmetAttributes:
         head_of = associate_heads(persons.xyxy, heads.xyxy, self.cfg.head_person_min_overlap)
         due = self._colour_due(persons, heads, head_of, now_s)
         colours = self._head_colours(heads, due, frame_bgr)
+        read = self._read_missed_heads(persons, head_of, frame_bgr)
         states, colour_out, roles = [], [], []
         head_xyxy = np.full((len(persons), 4), np.nan, dtype=np.float32)
         for i in range(len(persons)):
@@ -149,6 +167,8 @@ class HelmetAttributes:
                 is_helmet = str(heads.data[CLASS_NAME][head]) == HELMET
                 state = HelmetState.HELMET if is_helmet else HelmetState.BARE
                 colour = colours.get(head)
+            else:
+                state = read.get(i, HelmetState.UNKNOWN)
             if persons.tracker_id is not None:
                 state, colour = self._smooth(int(persons.tracker_id[i]), now_s, state, colour)
             states.append(state.value)
@@ -161,6 +181,32 @@ class HelmetAttributes:
         out.data[ROLE] = np.array(roles, dtype=object)
         out.data[HEAD_XYXY] = head_xyxy
         return out
+
+    def _read_missed_heads(
+        self, persons: Detections, head_of: np.ndarray, frame_bgr: np.ndarray
+    ) -> dict[int, HelmetState]:
+        """The head classifier's call for each person without a detected head: bare (or
+        helmet, if the site asks for helmet votes) where it is sure enough; no colour, as
+        the crop is not the helmet's box."""
+        missed = np.flatnonzero(head_of < 0)
+        if self._read_heads is None or len(missed) == 0:
+            return {}
+        expected = expected_heads(persons.xyxy[missed])
+        big_enough = (expected[:, 2] - expected[:, 0]) >= self.cfg.head_min_px
+        # A person box at the frame's top edge may have its head outside the frame.
+        below_top = persons.xyxy[missed, 1] > TOP_EDGE_PX
+        readable = big_enough & below_top
+        missed, expected = missed[readable], expected[readable]
+        if len(missed) == 0:
+            return {}
+        probabilities = self._read_heads(frame_bgr, expected)
+        calls = {}
+        for i, (p_bare, p_helmet) in zip(missed, probabilities, strict=True):
+            if p_bare >= self.cfg.head_bare_min_p:
+                calls[int(i)] = HelmetState.BARE
+            elif self.cfg.head_helmet_min_p < 1.0 and p_helmet >= self.cfg.head_helmet_min_p:
+                calls[int(i)] = HelmetState.HELMET
+        return calls
 
     def _colour_due(
         self, persons: Detections, heads: Detections, head_of: np.ndarray, now_s: float

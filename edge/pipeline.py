@@ -69,14 +69,19 @@ class CameraPipeline:
         self.detector = detector
         self.frame_rate = frame_rate or camera.detect_fps
         self.tracker = PersonTracker(site.tracking, self.frame_rate)
-        self.attributes = attributes or HelmetAttributes(site.attributes)
+        self.has_heads = HEAD in detector.class_names or HELMET in detector.class_names
+        # The head classifier reads the heads a head detector missed; a person-only model
+        # (COCO) keeps its promise below: helmet states stay unknown.
+        attributes_cfg = site.attributes
+        if not self.has_heads:
+            attributes_cfg = attributes_cfg.model_copy(update={"head_classifier": False})
+        self.attributes = attributes or HelmetAttributes(attributes_cfg)
         self.rules = rule_engine or RuleEngine(site, camera, party_member_ids=party_member_ids)
         #: Face stage (sets data[WORKER_ID] on persons) when site.faces.enabled.
         self.faces = faces or (
             FaceStage(site.faces, config_path=config_path) if site.faces.enabled else None
         )
         self._origin: datetime | None = None
-        self.has_heads = HEAD in detector.class_names or HELMET in detector.class_names
         if not self.has_heads:
             logger.warning(
                 "camera %s: model %s has no head/helmet classes; helmet states stay unknown",

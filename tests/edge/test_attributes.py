@@ -20,6 +20,8 @@ from sitewatch.edge.detections import (
 )
 
 FRAME = np.zeros((400, 600, 3), np.uint8)
+# These tests are about the detector's heads; the head classifier (the second stage for
+# heads the detector missed) is off here and tested in test_head_classifier.py.
 
 
 class _CountingClassifier(Protocol):
@@ -104,7 +106,9 @@ def test_one_head_per_person_and_more_heads_than_people() -> None:
 
 
 def test_helmet_colour_and_role_are_filled() -> None:
-    attrs = HelmetAttributes(AttributesConfig(), classify_colours=_fixed_colour(HelmetColour.RED))
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False), classify_colours=_fixed_colour(HelmetColour.RED)
+    )
     persons = _persons(
         [(100, 100, 160, 300), (300, 100, 360, 300), (450, 100, 510, 300)], [1, 2, 3]
     )
@@ -120,7 +124,7 @@ def test_helmet_colour_and_role_are_filled() -> None:
 
 def test_unmapped_colour_is_a_plain_worker() -> None:
     attrs = HelmetAttributes(
-        AttributesConfig(), classify_colours=_fixed_colour(HelmetColour.YELLOW)
+        AttributesConfig(head_classifier=False), classify_colours=_fixed_colour(HelmetColour.YELLOW)
     )
     out = attrs.update(
         _persons([(100, 100, 160, 300)], [1]),
@@ -134,7 +138,7 @@ def test_unmapped_colour_is_a_plain_worker() -> None:
 def test_real_colour_classifier_on_a_red_helmet() -> None:
     frame = FRAME.copy()
     frame[102:132, 115:145] = (30, 30, 220)  # BGR red
-    attrs = HelmetAttributes(AttributesConfig())
+    attrs = HelmetAttributes(AttributesConfig(head_classifier=False))
     out = attrs.update(
         _persons([(100, 100, 160, 300)], [1]),
         _heads([(115, 102, 145, 132)], ["helmet"]),
@@ -149,7 +153,7 @@ def test_real_colour_classifier_on_a_red_helmet() -> None:
 def test_orange_helmets_setting_reaches_the_colour_model(orange_helmets: bool) -> None:
     frame = FRAME.copy()
     frame[102:132, 115:145] = (0, 120, 250)  # BGR orange, hue ~14
-    attrs = HelmetAttributes(AttributesConfig(orange_helmets=orange_helmets))
+    attrs = HelmetAttributes(AttributesConfig(head_classifier=False, orange_helmets=orange_helmets))
     out = attrs.update(
         _persons([(100, 100, 160, 300)], [1]),
         _heads([(115, 102, 145, 132)], ["helmet"]),
@@ -173,7 +177,8 @@ def _step(attrs: HelmetAttributes, t: float, head: str | None) -> tuple[str, str
 
 def test_one_wrong_or_missed_frame_does_not_flip_the_state() -> None:
     attrs = HelmetAttributes(
-        AttributesConfig(helmet_window_s=1.5), classify_colours=_fixed_colour(HelmetColour.BLUE)
+        AttributesConfig(head_classifier=False, helmet_window_s=1.5),
+        classify_colours=_fixed_colour(HelmetColour.BLUE),
     )
     seq = ["helmet", "helmet", "helmet", None, "head", "helmet", "helmet"]
     states = [_step(attrs, i * 0.2, h) for i, h in enumerate(seq)]
@@ -182,7 +187,8 @@ def test_one_wrong_or_missed_frame_does_not_flip_the_state() -> None:
 
 def test_a_lasting_change_wins_after_the_window() -> None:
     attrs = HelmetAttributes(
-        AttributesConfig(helmet_window_s=1.0), classify_colours=_fixed_colour(HelmetColour.WHITE)
+        AttributesConfig(head_classifier=False, helmet_window_s=1.0),
+        classify_colours=_fixed_colour(HelmetColour.WHITE),
     )
     t = 0.0
     for _ in range(5):
@@ -199,7 +205,8 @@ def test_a_lasting_change_wins_after_the_window() -> None:
 
 def test_no_head_for_a_whole_window_is_unknown() -> None:
     attrs = HelmetAttributes(
-        AttributesConfig(helmet_window_s=1.0), classify_colours=_fixed_colour(HelmetColour.BLUE)
+        AttributesConfig(head_classifier=False, helmet_window_s=1.0),
+        classify_colours=_fixed_colour(HelmetColour.BLUE),
     )
     assert _step(attrs, 0.0, "head")[0] == "bare"
     assert _step(attrs, 0.6, None)[0] == "bare"
@@ -208,7 +215,9 @@ def test_no_head_for_a_whole_window_is_unknown() -> None:
 
 def test_state_of_vanished_tracks_is_pruned() -> None:
     classify = _fixed_colour(HelmetColour.BLUE)
-    attrs = HelmetAttributes(AttributesConfig(helmet_window_s=1.0), classify_colours=classify)
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False, helmet_window_s=1.0), classify_colours=classify
+    )
     for i in range(50):  # 50 different people pass by, one at a time
         attrs.update(
             _persons([(100, 100, 160, 300)], [i]),
@@ -239,7 +248,9 @@ def _scripted_colours(colours: list[HelmetColour]) -> _CountingClassifier:
 
 def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_every_frame() -> None:
     classify = _fixed_colour(HelmetColour.RED)
-    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False, colour_checks_per_s=5.0), classify_colours=classify
+    )
     # 30 frames a second for 2 s: every frame keeps the state and colour it had
     outs = [_step(attrs, i / 30, "helmet") for i in range(60)]
     assert set(outs) == {("helmet", "red")}
@@ -247,7 +258,9 @@ def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_eve
     assert 10 <= checks <= 14  # about 5 a second (a check is due after 0.75 of a period)
     # every detected frame: one check each
     every = _fixed_colour(HelmetColour.RED)
-    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=0), classify_colours=every)
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False, colour_checks_per_s=0), classify_colours=every
+    )
     for i in range(60):
         _step(attrs, i / 30, "helmet")
     assert len(every.calls) == 60
@@ -255,7 +268,9 @@ def test_colour_is_checked_at_most_colour_checks_per_s_while_the_state_votes_eve
 
 def test_at_the_check_rate_every_frame_is_checked_even_with_jittered_times() -> None:
     classify = _fixed_colour(HelmetColour.WHITE)
-    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False, colour_checks_per_s=5.0), classify_colours=classify
+    )
     times = [0.0, 0.19, 0.41, 0.58, 0.81, 0.99]  # 5 detections a second, live jitter
     for t in times:
         _step(attrs, t, "helmet")
@@ -267,7 +282,8 @@ def test_the_colour_vote_counts_checked_frames_only() -> None:
     # must not repeat the first answer into the vote.
     classify = _scripted_colours([HelmetColour.RED, HelmetColour.BLUE, HelmetColour.BLUE])
     attrs = HelmetAttributes(
-        AttributesConfig(colour_checks_per_s=5.0, helmet_window_s=1.5), classify_colours=classify
+        AttributesConfig(head_classifier=False, colour_checks_per_s=5.0, helmet_window_s=1.5),
+        classify_colours=classify,
     )
     outs = [_step(attrs, i / 30, "helmet") for i in range(13)]  # 0 .. 0.4 s
     assert classify.calls == [1, 1, 1]
@@ -277,7 +293,9 @@ def test_the_colour_vote_counts_checked_frames_only() -> None:
 
 def test_a_bare_head_does_not_use_up_the_colour_check() -> None:
     classify = _fixed_colour(HelmetColour.YELLOW)
-    attrs = HelmetAttributes(AttributesConfig(colour_checks_per_s=5.0), classify_colours=classify)
+    attrs = HelmetAttributes(
+        AttributesConfig(head_classifier=False, colour_checks_per_s=5.0), classify_colours=classify
+    )
     _step(attrs, 0.0, "head")
     assert _step(attrs, 1 / 30, "helmet") == ("bare", "")  # the vote is 1 bare, 1 helmet
     assert classify.calls == [1]  # checked at once
