@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from sitewatch.edge.metrics import EdgeMetrics
 from sitewatch.edge.outbox import Outbox
 from sitewatch.edge.pipeline_factory import Pipeline
 
+if TYPE_CHECKING:
+    from sitewatch.edge.alerts import BoxAlerts
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,6 +45,8 @@ class CameraHost(Protocol):
     metrics: EdgeMetrics
     outbox: Outbox
     encoder: ThreadPoolExecutor
+    #: MQTT / webhook alerts straight from the box (None: none configured).
+    alerts: BoxAlerts | None
 
     def clip_done(self, event_id: str, path: Path | None) -> None: ...
 
@@ -139,8 +144,10 @@ class CameraWorker:
     def handle_event(
         self, event: Event, image: np.ndarray | None, persons: Detections | None, at: datetime
     ) -> None:
-        """Count the event raised at ``at`` and hand it to the camera's sink (the outbox)."""
+        """Count the event raised at ``at``, alert (never blocks), hand it to the sink (outbox)."""
         self.runner.metrics.events.labels(self.camera.id, event.rule.value, event.phase.value).inc()
+        if self.runner.alerts is not None:
+            self.runner.alerts.publish(event)
         self.sink.handle(event, image, persons, at)
 
     def shutdown(self, timeout_s: float) -> None:

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sitewatch.contract.events import HelmetColour, Identifier, Severity
 from sitewatch.edge.errors import SitewatchError
@@ -241,6 +249,60 @@ class FacesConfig(_Strict):
         return self
 
 
+#: An MQTT topic level prefix: no wildcards, no empty levels, no leading or trailing "/".
+_TOPIC_PREFIX = r"^[^/#+\s]+(?:/[^/#+\s]+)*$"
+
+
+class MqttAlertsConfig(_Strict):
+    """The box publishes every event to the site's MQTT broker (edge.alerts)."""
+
+    enabled: bool = False
+    host: str | None = Field(default=None, min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    #: CA bundle for the broker's certificate (tls on); unset: the system's CAs.
+    ca_file: str | None = None
+    #: Unset: ``sitewatch-<site id>``; two boxes must not share one.
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    topic_prefix: str = Field(default="sitewatch", pattern=_TOPIC_PREFIX)
+    qos: int = Field(default=1, ge=0, le=2)
+    #: The broker publishes the box's last will this long (x1.5) after the box goes silent.
+    keepalive_s: int = Field(default=30, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _usable(self) -> MqttAlertsConfig:
+        if self.enabled and not self.host:
+            raise ValueError("alerts.mqtt.host is required when mqtt is enabled")
+        if self.password is not None and self.username is None:
+            raise ValueError("a broker password needs a username")
+        return self
+
+
+class WebhookAlertsConfig(_Strict):
+    """The box POSTs every event to a local URL (a speaker or a light tower's controller)."""
+
+    enabled: bool = False
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    #: Signs the body: header ``X-Sitewatch-Signature: sha256=<HMAC-SHA256 hex>``.
+    secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _usable(self) -> WebhookAlertsConfig:
+        if self.enabled and not self.url:
+            raise ValueError("alerts.webhook.url is required when the webhook is enabled")
+        return self
+
+
+class AlertsConfig(_Strict):
+    """Alerts straight from the box, without the server; both off by default."""
+
+    mqtt: MqttAlertsConfig = Field(default_factory=MqttAlertsConfig)
+    webhook: WebhookAlertsConfig = Field(default_factory=WebhookAlertsConfig)
+
+
 class SiteConfig(_Strict):
     site: SiteInfo
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -253,6 +315,7 @@ class SiteConfig(_Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     faces: FacesConfig = Field(default_factory=FacesConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("cameras")
     @classmethod

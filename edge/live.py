@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitewatch.contract.heartbeat import CameraStatus, Heartbeat
+from sitewatch.edge.alerts import BoxAlerts, make_alerts
 from sitewatch.edge.camera_worker import CameraWorker
 from sitewatch.edge.capture import CameraState
 from sitewatch.edge.config import SiteConfig
@@ -56,6 +57,7 @@ class EdgeRunner:
         self.outbox = Outbox(spool, max_bytes=site.outbox.max_bytes, on_drop=self._on_drop)
         self.encoder = ThreadPoolExecutor(self.tuning.encoder_threads, "clip-encoder")
         self.uploader = self._make_uploader()  # a token problem shows before the model loads
+        self.alerts: BoxAlerts | None = make_alerts(site, config_path=config_path)
         #: Local + server face register (faces on), swapped into every camera's face stage.
         self.face_register = self._make_face_register()
         factory = pipeline_factory or default_pipeline_factory(config_path, self.face_register)
@@ -138,6 +140,8 @@ class EdgeRunner:
             )
         if self.face_register is not None:
             self.face_register.start()  # first sync before the cameras; a failure is logged
+        if self.alerts is not None:
+            self.alerts.start()  # connects in the background
         for worker in self.workers:
             worker.start()
         if self.uploader is not None:
@@ -160,6 +164,8 @@ class EdgeRunner:
             self.face_register.stop(timeout_s=self._sync_timeout_s() + 1.0)
         for worker in self.workers:
             worker.shutdown(timeout_s=5.0)
+        if self.alerts is not None:
+            self.alerts.stop(timeout_s=5.0)  # the ends of open events, then "offline"
         self.encoder.shutdown(wait=True)
         if self.uploader is not None:
             self.uploader.heartbeat()  # tell the server the cameras are offline now
