@@ -66,6 +66,9 @@ class _Channel:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-sender", daemon=True)
         self._full_logged = False
+        #: Events handed on (to paho's queue or the receiver), given up on, dropped.
+        self.sent = 0
+        self.failed = 0
         self.dropped = 0
 
     def put(self, item: Any) -> None:
@@ -199,10 +202,12 @@ class MqttPublisher(_Channel):
             },
             separators=(",", ":"),
         )
-        self._publish(self.events_topic(camera), payload, retain=False)
+        if self._publish(self.events_topic(camera), payload, retain=False):
+            self.sent += 1
         self._publish(self.state_topic(camera), state, retain=True)
 
-    def _publish(self, topic: str, payload: str, *, retain: bool) -> None:
+    def _publish(self, topic: str, payload: str, *, retain: bool) -> bool:
+        """Publish (paho sends it, now or on reconnect); False when paho's queue is full."""
         info = self.client.publish(topic, payload, qos=self.config.qos, retain=retain)
         if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1
@@ -212,7 +217,9 @@ class MqttPublisher(_Channel):
                     "mqtt: broker away and %d messages waiting, dropping new ones",
                     MQTT_MAX_QUEUED,
                 )
+            return False
         # MQTT_ERR_NO_CONN: QoS 1/2 kept by paho until the reconnect; the outage is logged
+        return True
 
     def _on_connect(
         self,
@@ -276,8 +283,6 @@ class WebhookSender(_Channel):
         self._secret = config.secret.get_secret_value().encode() if config.secret else None
         self._http = httpx.Client(timeout=config.timeout_s)
         self._failing = False
-        self.sent = 0
-        self.failed = 0
 
     def signature(self, body: bytes) -> str:
         assert self._secret is not None

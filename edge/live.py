@@ -223,6 +223,21 @@ class EdgeRunner:
             m.face_register_sync_failures.inc(failures - self._skipped_seen.get("sync", 0))
             self._skipped_seen["sync"] = failures
         m.observe_outbox(self.outbox)
+        if self.alerts is not None:
+            self._observe_alerts(self.alerts)
+
+    def _observe_alerts(self, alerts: BoxAlerts) -> None:
+        """Alert counters as increments since the last refresh; the broker's connection."""
+        for channel in alerts.channels:
+            for outcome in ("sent", "failed", "dropped"):
+                total = getattr(channel, outcome)
+                key = f"alerts:{channel.name}:{outcome}"
+                self.metrics.alerts.labels(channel.name, outcome).inc(
+                    total - self._skipped_seen.get(key, 0)
+                )
+                self._skipped_seen[key] = total
+        if alerts.mqtt is not None:
+            self.metrics.alerts_broker_connected.set(int(alerts.mqtt.connected))
 
     def _on_drop(self, item: OutboxItem, reason: str) -> None:
         self.metrics.dropped.labels(item.kind, reason).inc()

@@ -20,6 +20,8 @@ Each runner has its own registry (tests run several in one process). Names::
     sitewatch_edge_face_register_version            server register version held (faces on)
     sitewatch_edge_face_register_workers            workers in the register the cameras use
     sitewatch_edge_face_register_sync_failures_total
+    sitewatch_edge_alerts_total{channel,outcome}    box alerts (mqtt, webhook): sent/failed/dropped
+    sitewatch_edge_alerts_broker_connected          1 while the MQTT broker is connected
 """
 
 from __future__ import annotations
@@ -120,6 +122,17 @@ class EdgeMetrics:
         self.face_register_workers = Gauge(
             "sitewatch_edge_face_register_workers",
             "Workers in the face register the cameras use (local + server)",
+            registry=r,
+        )
+        self.alerts = Counter(
+            "sitewatch_edge_alerts",
+            "Alerts from the box by channel and outcome (sent / failed / dropped)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.alerts_broker_connected = Gauge(
+            "sitewatch_edge_alerts_broker_connected",
+            "1 while the box's MQTT broker is connected",
             registry=r,
         )
         self.face_register_sync_failures = Counter(

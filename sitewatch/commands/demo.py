@@ -52,6 +52,13 @@ def demo(
     max_wait_s: Annotated[
         float, typer.Option(help="Give up waiting for the upload after this long.")
     ] = 120.0,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(help="Also publish the box's events to this MQTT broker (HOST[:PORT])."),
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option(help="Also POST the box's events to this local webhook URL.")
+    ] = None,
 ) -> None:
     """Run server + edge on a sample video; print the events the server received."""
     from sitewatch.edge.config import ConfigError, load_config, resolve_path
@@ -72,10 +79,15 @@ def demo(
         err_console.print(f"✗ video not found: {source}", markup=False)
         raise typer.Exit(2)
 
+    try:
+        alerts = _alerts(mqtt, webhook)
+    except ValueError as exc:
+        err_console.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(2) from None
     data_dir = data_dir.resolve()
     settings = Settings(data_dir=data_dir, port=port, enable_ui=True)
     database, password, token = _prepare_server(settings, site.site.id)
-    edge_config = _write_edge_config(config, data_dir, source.resolve(), port, token)
+    edge_config = _write_edge_config(config, data_dir, source.resolve(), port, token, alerts)
     server_thread, server = _start_server(settings, database)
     try:
         _run_edge(edge_config, max_wait_s=max_wait_s)
@@ -123,7 +135,27 @@ def _prepare_server(settings: Settings, site_id: str) -> tuple[Database, str | N
     return database, password_text, token_file.read_text().strip()
 
 
-def _write_edge_config(base: Path, data_dir: Path, video: Path, port: int, token: str) -> Path:
+def _alerts(mqtt: str | None, webhook: str | None) -> dict[str, dict[str, object]]:
+    """The ``alerts:`` section for ``--mqtt HOST[:PORT]`` and ``--webhook URL``."""
+    alerts: dict[str, dict[str, object]] = {}
+    if mqtt:
+        host, _, port = mqtt.partition(":")
+        if not host or (port and not port.isdigit()):
+            raise ValueError(f"--mqtt {mqtt!r}: give HOST or HOST:PORT")
+        alerts["mqtt"] = {"enabled": True, "host": host, "port": int(port or 1883)}
+    if webhook:
+        alerts["webhook"] = {"enabled": True, "url": webhook}
+    return alerts
+
+
+def _write_edge_config(
+    base: Path,
+    data_dir: Path,
+    video: Path,
+    port: int,
+    token: str,
+    alerts: dict[str, dict[str, object]] | None = None,
+) -> Path:
     """The demo site config, pointed at the video, the local server and the data folder."""
     raw = yaml.safe_load(base.read_text(encoding="utf-8"))
     model = raw.setdefault("model", {})
@@ -134,6 +166,8 @@ def _write_edge_config(base: Path, data_dir: Path, video: Path, port: int, token
     raw["cameras"][0].update(source=str(video), loop=False)
     raw["server"] = {"url": f"http://127.0.0.1:{port}", "token_file": "device.token"}
     raw["outbox"] = {**raw.get("outbox", {}), "path": str(data_dir / "spool")}
+    if alerts:
+        raw["alerts"] = alerts
     path = data_dir / "edge-site.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (data_dir / "device.token").write_text(token + "\n")

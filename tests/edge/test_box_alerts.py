@@ -29,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from sitewatch.contract.events import Event, EventPhase, RuleKind
@@ -489,6 +490,11 @@ def test_the_box_publishes_each_event_it_handles(
         wait_for(lambda: len(sub.messages) == 1, 5.0, "the event on MQTT")
         assert Event.model_validate_json(sub.messages[0][1]) == event
         assert runner.outbox.depth() == 1  # the outbox got it as before
+        runner.alerts.mqtt.wait_connected(5.0)
+        runner.refresh_metrics()
+        text = generate_latest(runner.metrics.registry).decode()
+        assert 'sitewatch_edge_alerts_total{channel="mqtt",outcome="sent"} 1.0' in text
+        assert "sitewatch_edge_alerts_broker_connected 1.0" in text
     finally:
         sub.close()
         if runner.alerts is not None:
