@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from sitewatch.server.api import admin, auth, dashboard, events, hazards, ingest, ops
+from sitewatch.server.api import admin, alerts, auth, dashboard, events, hazards, ingest, ops
 from sitewatch.server.api import workers as workers_api
 from sitewatch.server.api.deps import check_request_text
 from sitewatch.server.db.session import Database
@@ -25,6 +25,7 @@ from sitewatch.server.faults import fault_answer
 from sitewatch.server.limits import RequestGate
 from sitewatch.server.media import LocalMediaStore, MediaError, MediaStore
 from sitewatch.server.metrics import Metrics, MetricsMiddleware
+from sitewatch.server.notify import worker as notify_worker
 from sitewatch.server.security import SESSION_COOKIE, CookieSigner
 from sitewatch.server.services import admin as admin_service
 from sitewatch.server.services import auth as auth_service
@@ -67,8 +68,9 @@ def create_app(
     app.state.login_throttle = DatabaseLoginThrottle(  # shared by every worker process
         database, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
-    for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api):
+    for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api, alerts):
         app.include_router(module.router)
+    notify_worker.install(app, settings, database)  # delivers alerts during the lifespan
     _install_error_handlers(app)
     app.add_middleware(
         RequestGate,

@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     #: IANA time zone of the reviewers: the UI shows times in it, and its local days are
     #: the days of the date filters and dashboards (storage and the API's JSON stay UTC).
     timezone: str = "Asia/Shanghai"
+    #: Base address of the server as people reach it: alert messages link to
+    #: ``<public_url>/ui/events/<id>``.
+    public_url: str = "http://127.0.0.1:8000"
+    #: Deliver alert notifications from a background thread of each server process.
+    notify_worker: bool = True
+    #: Seconds between the worker's looks at the notification queue.
+    notify_poll_s: float = Field(default=1.0, gt=0)
+    #: Sends per channel per minute (chat robots allow about 20); the rest wait.
+    alert_rate_per_minute: int = Field(default=20, ge=1)
+    #: Attempts per notification before it is marked failed.
+    alert_max_attempts: int = Field(default=8, ge=1)
+    #: Retry backoff: base * 2**(attempt - 1) seconds, at most the cap.
+    alert_retry_base_s: float = Field(default=5.0, gt=0)
+    alert_retry_max_s: float = Field(default=600.0, gt=0)
+    #: Timeout of one request to a chat provider or webhook.
+    alert_timeout_s: float = Field(default=5.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

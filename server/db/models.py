@@ -280,3 +280,82 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ChannelKind(StrEnum):
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    FEISHU = "feishu"
+    WEBHOOK = "webhook"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AlertChannel(Base):
+    """Where alerts go (issue 16): a chat robot or a signed webhook.
+
+    ``secret`` (signing secret) is stored to sign requests; the API never returns it.
+    """
+
+    __tablename__ = "alert_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[ChannelKind] = mapped_column(_enum(ChannelKind))
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertRule(Base):
+    """Which events go to a channel: empty site / camera / rule match any."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), index=True
+    )
+    camera_id: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(32))
+    min_severity: Mapped[str] = mapped_column(String(16), default="low")
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """One alert of one event to one channel: the durable delivery queue.
+
+    ``next_attempt_at`` is also the claim: a worker moves it past now while it sends, so a
+    worker that dies mid-send leaves the row to be retried once the claim runs out.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel_id"),
+        Index("ix_notifications_status_next", "status", "next_attempt_at"),
+        Index("ix_notifications_channel_attempt", "channel_id", "last_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.event_id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("alert_channels.id"))
+    status: Mapped[NotificationStatus] = mapped_column(
+        _enum(NotificationStatus), default=NotificationStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why the last attempt failed (truncated; secrets and signatures scrubbed).
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[AlertChannel] = relationship(lazy="joined")

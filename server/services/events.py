@@ -23,6 +23,7 @@ from sitewatch.server.db.models import (
     User,
 )
 from sitewatch.server.db.types import as_utc, utcnow
+from sitewatch.server.notify import queue as notify_queue
 from sitewatch.server.services import audit
 from sitewatch.server.services.access import require_reviewer, require_site, site_filter
 from sitewatch.server.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -150,6 +151,7 @@ def upsert_event(
         _apply(row, event)
         db.add(row)
         try:
+            notify_queue.enqueue(db, row, now)  # alerts commit with the event, or neither
             db.commit()
             return UpsertResult(event=row, created=True, applied=True)
         except IntegrityError:  # the same event created concurrently: update it instead
