@@ -20,8 +20,6 @@ keeps QoS 1/2 messages (at most :data:`MQTT_MAX_QUEUED`) and sends them on recon
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import queue
@@ -36,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sitewatch.contract.events import Event, EventPhase
+from sitewatch.contract.signing import SIGNATURE_HEADER, webhook_signature
 from sitewatch.edge.config import (
     AlertsConfig,
     MqttAlertsConfig,
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 #: QoS 1/2 messages paho keeps while the broker is away (then publish fails, logged).
 MQTT_MAX_QUEUED = 5000
-SIGNATURE_HEADER = "X-Sitewatch-Signature"
 WEBHOOK_RETRIES = 2  # after the first try
 WEBHOOK_BACKOFF_S = 0.5
 
@@ -280,13 +278,9 @@ class WebhookSender(_Channel):
         if not config.url:
             raise ValueError("alerts.webhook.url is required")
         self.url = config.url
-        self._secret = config.secret.get_secret_value().encode() if config.secret else None
+        self._secret = config.secret.get_secret_value() if config.secret else None
         self._http = httpx.Client(timeout=config.timeout_s)
         self._failing = False
-
-    def signature(self, body: bytes) -> str:
-        assert self._secret is not None
-        return "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
 
     def start(self) -> None:
         logger.info("webhook alerts to %s", self.url)
@@ -300,7 +294,7 @@ class WebhookSender(_Channel):
         body = event.model_dump_json().encode()
         headers = {"Content-Type": "application/json"}
         if self._secret is not None:
-            headers[SIGNATURE_HEADER] = self.signature(body)
+            headers[SIGNATURE_HEADER] = webhook_signature(self._secret, body)
         problem = ""
         for attempt in range(WEBHOOK_RETRIES + 1):
             if attempt:

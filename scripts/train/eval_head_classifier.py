@@ -28,8 +28,9 @@ PERSON, BARE_HEAD = 0, 1
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def labelled_people(folder: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
-    """(image, person xyxy (K, 4), head label (K,): 0 bare / 1 helmet) per frame."""
+def labelled_people(folder: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(frame, person xyxy (K, 4), their heads (K, 5): xyxy and 0 bare / 1 helmet) per
+    labelled frame."""
     out = []
     for label in sorted((folder / "labels").glob("*.txt")):
         image = folder / "images" / f"{label.stem}.jpg"
@@ -52,18 +53,16 @@ def labelled_people(folder: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
         head_of = associate_heads(persons, heads, 0.6)
         keep = head_of >= 0
         states = np.where(head_class[head_of[keep]] == BARE_HEAD, 0, 1)
-        out.append((image, persons[keep], np.c_[heads[head_of[keep]], states]))
+        out.append((frame, persons[keep], np.c_[heads[head_of[keep]], states]))
     return out
 
 
 def score(classifier: HeadClassifier, folder: Path, source: str) -> dict[str, object]:
     p_bare: list[np.ndarray] = []
     truth: list[np.ndarray] = []
-    for image, persons, heads in labelled_people(folder):
+    for frame, persons, heads in labelled_people(folder):
         if not len(persons):
             continue
-        frame = cv2.imread(str(image))
-        assert frame is not None, image
         boxes = expected_heads(persons) if source == "person" else heads[:, :4]
         p_bare.append(classifier.probabilities(frame, boxes)[:, BARE])
         truth.append(heads[:, 4] == 0)

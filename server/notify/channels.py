@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from sitewatch.contract.signing import SIGNATURE_HEADER, webhook_signature
 from sitewatch.server.db.models import ChannelKind
 
 RULE_NAMES = {
@@ -174,10 +175,6 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(mac.digest()).decode()
 
 
-def webhook_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 @dataclass(frozen=True)
 class Request:
     url: str
@@ -236,7 +233,7 @@ def build_request(
     if target.kind == ChannelKind.WEBHOOK:
         headers["X-Sitewatch-Timestamp"] = str(int(now))
         if target.secret:
-            headers["X-Sitewatch-Signature"] = webhook_signature(target.secret, body)
+            headers[SIGNATURE_HEADER] = webhook_signature(target.secret, body)
     return Request(url=url, body=body, headers=headers)
 
 

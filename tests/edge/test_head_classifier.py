@@ -11,10 +11,11 @@ import pytest
 from sitewatch.contract.events import HelmetState
 from sitewatch.edge.attributes import HelmetAttributes, associate_heads
 from sitewatch.edge.config import AttributesConfig
-from sitewatch.edge.detections import HELMET_STATE, Detections
+from sitewatch.edge.detections import HELMET_STATE
 from sitewatch.edge.head_classifier import BARE, HeadClassifier, HeadClassifierError
 from sitewatch.edge.head_crops import crop_boxes, cut_crops, expected_heads
 from tests.edge.cctv_support import labelled_frames
+from tests.edge.test_attributes import _heads, _persons
 
 
 def test_the_expected_head_sits_at_the_top_centre_of_the_person() -> None:
@@ -87,16 +88,6 @@ def test_helmets_on_the_walkway_at_dusk_are_not_called_bare() -> None:
     assert false_calls <= 0.02, false_calls
 
 
-def _persons(boxes: list[list[float]], ids: list[int]) -> Detections:
-    return Detections(
-        xyxy=np.array(boxes, dtype=np.float32),
-        confidence=np.full(len(boxes), 0.9, np.float32),
-        class_id=np.zeros(len(boxes), int),
-        tracker_id=np.array(ids),
-        data={"class_name": np.array(["person"] * len(boxes), dtype=object)},
-    )
-
-
 def test_only_people_without_a_detected_head_are_read() -> None:
     calls: list[np.ndarray] = []
 
@@ -106,13 +97,8 @@ def test_only_people_without_a_detected_head_are_read() -> None:
 
     attrs = HelmetAttributes(AttributesConfig(), read_heads=read)
     frame = np.zeros((400, 600, 3), np.uint8)
-    persons = _persons([[10, 10, 70, 210], [300, 10, 360, 210], [500, 10, 502, 20]], [1, 2, 3])
-    helmet = Detections(
-        xyxy=np.array([[20, 12, 60, 50]], dtype=np.float32),
-        confidence=np.array([0.9], np.float32),
-        class_id=np.array([2]),
-        data={"class_name": np.array(["helmet"], dtype=object)},
-    )
+    persons = _persons([(10, 10, 70, 210), (300, 10, 360, 210), (500, 10, 502, 20)], [1, 2, 3])
+    helmet = _heads([(20, 12, 60, 50)], ["helmet"])
     out = attrs.update(persons, helmet, frame, now_s=0.0)
     # person 1 has a detected helmet; person 3's head would be 1 px: only person 2 is read
     assert len(calls) == 1 and len(calls[0]) == 1
@@ -126,10 +112,9 @@ def test_an_unsure_reading_does_not_vote() -> None:
         return np.tile([0.5, 0.45], (len(heads), 1)).astype(np.float32)
 
     attrs = HelmetAttributes(AttributesConfig(), read_heads=unsure)
-    empty = Detections.empty()
-    empty.data["class_name"] = np.array([], dtype=object)
+    empty = _heads([], [])
     out = attrs.update(
-        _persons([[300, 10, 360, 210]], [2]), empty, np.zeros((400, 600, 3), np.uint8), 0.0
+        _persons([(300, 10, 360, 210)], [2]), empty, np.zeros((400, 600, 3), np.uint8), 0.0
     )
     assert list(out.data[HELMET_STATE]) == ["unknown"]
 
@@ -139,9 +124,8 @@ def test_a_crop_votes_helmet_only_when_the_site_asks() -> None:
         return np.tile([0.02, 0.95], (len(heads), 1)).astype(np.float32)
 
     frame = np.zeros((400, 600, 3), np.uint8)
-    empty = Detections.empty()
-    empty.data["class_name"] = np.array([], dtype=object)
-    person = _persons([[300, 10, 360, 210]], [2])
+    empty = _heads([], [])
+    person = _persons([(300, 10, 360, 210)], [2])
     default = HelmetAttributes(AttributesConfig(), read_heads=sure_helmet)
     assert list(default.update(person, empty, frame, 0.0).data[HELMET_STATE]) == ["unknown"]
     voting = HelmetAttributes(AttributesConfig(head_helmet_min_p=0.8), read_heads=sure_helmet)
