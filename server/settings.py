@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sitewatch.server.localtime import zone as parse_zone
+from sitewatch.server.notify.queue import AlertPolicy
 
 MIB = 1024 * 1024
 
@@ -105,6 +107,16 @@ class Settings(BaseSettings):
     alert_retry_max_s: float = Field(default=600.0, gt=0)
     #: Timeout of one request to a chat provider or webhook.
     alert_timeout_s: float = Field(default=5.0, gt=0)
+    #: A worker's claim on a notification while it sends; after a crash the row is sent
+    #: again once this runs out (so at least once). Keep it well above alert_timeout_s.
+    alert_claim_s: float = Field(default=120.0, ge=1)
+    #: A storm: after this many alerts of one site and rule to a channel within the
+    #: window, the next ones wait for one digest at the window's end (0: never digest).
+    alert_digest_after: int = Field(default=5, ge=0)
+    alert_digest_window_s: float = Field(default=600.0, gt=0)
+    #: The responsible person is reminded this long before a hazard's deadline (at most
+    #: half the time given).
+    alert_remind_before_h: float = Field(default=2.0, ge=0)
 
     @field_validator("timezone")
     @classmethod
@@ -128,6 +140,15 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The :attr:`timezone` setting as a zone."""
         return parse_zone(self.timezone)
+
+    @property
+    def alert_policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            zone=self.zone,
+            digest_after=self.alert_digest_after,
+            digest_window=timedelta(seconds=self.alert_digest_window_s),
+            remind_before=timedelta(hours=self.alert_remind_before_h),
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@ from sitewatch.server.api.schemas import (
     NewDeviceOut,
     SiteIn,
     SiteOut,
+    SitePatch,
     UserIn,
     UserOut,
     UserPatch,
@@ -46,7 +47,17 @@ def list_sites(_admin: AdminUser, db: DbSession) -> list[SiteOut]:
     "/sites", response_model=SiteOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
 )
 def create_site(body: SiteIn, user: AdminUser, db: DbSession) -> SiteOut:
-    site = admin.create_site(db, actor=user, site_id=body.id, name=body.name)
+    site = admin.create_site(
+        db, actor=user, site_id=body.id, name=body.name, timezone=body.timezone
+    )
+    return SiteOut.model_validate(site)
+
+
+@router.patch("/sites/{site_id}", response_model=SiteOut, responses=ERRORS)
+def update_site(site_id: str, body: SitePatch, user: AdminUser, db: DbSession) -> SiteOut:
+    """Rename a site or set its time zone (``timezone: null``: the server's)."""
+    given = body.model_dump(exclude_unset=True)
+    site = admin.update_site(db, actor=user, site_id=site_id, changes=given)
     return SiteOut.model_validate(site)
 
 

@@ -3,12 +3,13 @@ an event's notifications (issue 16). A channel's secret is written, never read b
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,17 +26,31 @@ from sitewatch.server.db.models import (
 )
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.notify.channels import Alert, send
+from sitewatch.server.notify.email import EmailUrlError, parse_email_url
+from sitewatch.server.notify.routing import parse_clock, parse_weekdays
 from sitewatch.server.notify.worker import event_link, target_of
 from sitewatch.server.services import audit, events
-from sitewatch.server.services.errors import Conflict, NotFound
+from sitewatch.server.services.errors import Conflict, Invalid, NotFound
 
 DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
-Url = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$")]
+# http(s):// for the chat robots and webhooks, smtp(s):// for e-mail: see check_url.
+Url = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^(?:https?|smtps?)://[^\s]+$")]
 Secret = Annotated[str, Field(min_length=1, max_length=500)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Language = Literal["zh", "en"]
+
+
+def check_url(kind: ChannelKind, url: str) -> None:
+    """ValueError unless ``url`` suits a channel of ``kind``."""
+    if kind == ChannelKind.EMAIL:
+        try:
+            parse_email_url(url)
+        except EmailUrlError as exc:
+            raise ValueError(f"e-mail channel URL: {exc}") from None
+    elif not url.startswith(("http://", "https://")):
+        raise ValueError(f"a {kind.value} channel's URL starts with http:// or https://")
 
 
 class ChannelIn(BaseModel):
@@ -47,6 +62,11 @@ class ChannelIn(BaseModel):
     secret: Secret | None = None
     enabled: bool = True
     language: Language = "zh"
+
+    @model_validator(mode="after")
+    def _url_suits_kind(self) -> ChannelIn:
+        check_url(self.kind, self.url)
+        return self
 
 
 class ChannelPatch(BaseModel):
@@ -80,6 +100,37 @@ class RuleIn(BaseModel):
     camera_id: Identifier | None = None
     rule: RuleKind | None = None
     min_severity: Severity = Severity.LOW
+    #: Local hours (the site's zone) in which event alerts are routed, "HH:MM" both or
+    #: neither; 22:00-06:00 wraps past midnight. Hazard-loop messages in the other hours
+    #: wait for the next active minute.
+    active_from: str | None = Field(default=None, max_length=5)
+    active_to: str | None = Field(default=None, max_length=5)
+    #: ISO weekdays, Monday = 1 ("1,2,3,4,5"); None: every day.
+    weekdays: str | None = Field(default=None, max_length=16)
+    #: The channel hears only of overdue hazards (escalation).
+    escalation: bool = False
+
+    @field_validator("active_from", "active_to")
+    @classmethod
+    def _clock(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            parse_clock(value, info.field_name or "time")
+        return value
+
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return ",".join(str(d) for d in sorted(parse_weekdays(value)))
+
+    @model_validator(mode="after")
+    def _window(self) -> RuleIn:
+        if (self.active_from is None) != (self.active_to is None):
+            raise ValueError("active_from and active_to go together (both or neither)")
+        if self.active_from is not None and self.active_from == self.active_to:
+            raise ValueError("active_from and active_to must differ (leave both out: all day)")
+        return self
 
 
 class RuleOut(BaseModel):
@@ -91,6 +142,10 @@ class RuleOut(BaseModel):
     camera_id: str | None
     rule: str | None
     min_severity: str
+    active_from: str | None
+    active_to: str | None
+    weekdays: str | None
+    escalation: bool
     created_at: datetime
 
 
@@ -115,7 +170,16 @@ class NotificationOut(BaseModel):
 
 
 def _url_shown(channel: AlertChannel) -> str:
-    """The URL without its query (WeCom's key and DingTalk's access token live there)."""
+    """The URL without its query (WeCom's key and DingTalk's access token live there); an
+    e-mail URL with its addresses but never a password in its userinfo."""
+    if channel.kind == ChannelKind.EMAIL:
+        try:
+            parts = urllib.parse.urlsplit(channel.url)
+            user = f"{parts.username}@" if parts.username else ""
+            netloc = user + parts.netloc.rpartition("@")[2]
+            return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        except ValueError:
+            return channel.url.partition("://")[0] + "://***"
     base, sep, _ = channel.url.partition("?")
     return f"{base}?***" if sep else base
 
@@ -190,6 +254,11 @@ def update_channel(
 ) -> ChannelOut:
     channel = _channel(db, channel_id)
     given = body.model_dump(exclude_unset=True)
+    if given.get("url") is not None:
+        try:
+            check_url(channel.kind, given["url"])
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
     for name in ("name", "url", "enabled", "language"):
         if given.get(name) is not None:
             setattr(channel, name, given[name])
@@ -263,6 +332,10 @@ def create_rule(body: RuleIn, user: AdminUser, db: DbSession) -> RuleOut:
         camera_id=body.camera_id,
         rule=body.rule.value if body.rule else None,
         min_severity=body.min_severity.value,
+        active_from=body.active_from,
+        active_to=body.active_to,
+        weekdays=body.weekdays,
+        escalation=body.escalation,
         created_at=utcnow(),
     )
     db.add(rule)

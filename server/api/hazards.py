@@ -43,7 +43,9 @@ def get_hazard(event_id: uuid.UUID, user: CurrentUser, db: DbSession) -> HazardO
 
 
 @router.post("/events/{event_id}/hazard", response_model=HazardOut, responses=ERRORS)
-def assign(event_id: uuid.UUID, body: AssignIn, user: CurrentUser, db: DbSession) -> HazardOut:
+def assign(
+    event_id: uuid.UUID, body: AssignIn, user: CurrentUser, db: DbSession, settings: SettingsDep
+) -> HazardOut:
     """Assign a confirmed event to a responsible person with a deadline."""
     hazard = hazards.assign_hazard(
         db,
@@ -52,6 +54,7 @@ def assign(event_id: uuid.UUID, body: AssignIn, user: CurrentUser, db: DbSession
         responsible=body.responsible,
         deadline=body.deadline,
         note=body.note,
+        alerts=settings.alert_policy,
     )
     return hazard_out(hazard)
 
@@ -76,7 +79,13 @@ def submit_evidence(
         file.file, store=store, settings=settings, kind=MediaKind.EVIDENCE, what="evidence photo"
     )
     hazard = hazards.submit_evidence(
-        db, user=user, store=store, event_id=event_id, photo=photo, note=note
+        db,
+        user=user,
+        store=store,
+        event_id=event_id,
+        photo=photo,
+        note=note,
+        alerts=settings.alert_policy,
     )
     return hazard_out(hazard)
 

@@ -62,7 +62,9 @@ def put_event(
         max_future=timedelta(seconds=settings.event_max_future_s),
         max_age=timedelta(days=settings.event_max_age_days),
     )
-    result = events.upsert_event(db, event=event, device=device, window=window)
+    result = events.upsert_event(
+        db, event=event, device=device, window=window, alerts=settings.alert_policy
+    )
     outcome = "created" if result.created else ("updated" if result.applied else "stale")
     _metrics(request).ingest.labels("event", outcome).inc()
     logger.info(

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sitewatch.contract.ids import Identifier
 from sitewatch.server.db.models import (
@@ -21,6 +21,7 @@ from sitewatch.server.db.models import (
     ReviewStatus,
     Role,
 )
+from sitewatch.server.localtime import zone as parse_zone
 
 Text = Field(default=None, max_length=2000)
 
@@ -159,11 +160,38 @@ class SiteIn(BaseModel):
 
     id: Identifier
     name: str | None = Field(default=None, max_length=200)
+    #: IANA zone (Asia/Shanghai); alert hours are read in it. None: the server's zone.
+    timezone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return known_zone(value)
+
+
+class SitePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    #: ``null`` goes back to the server's zone; leaving it out keeps it.
+    timezone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return known_zone(value)
+
+
+def known_zone(value: str | None) -> str | None:
+    if value is not None:
+        parse_zone(value, "timezone")  # ValueError: "timezone: unknown time zone ..."
+    return value
 
 
 class SiteOut(Public):
     id: str
     name: str
+    timezone: str | None = None
     created_at: datetime
 
 

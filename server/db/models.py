@@ -98,6 +98,8 @@ class Site(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: IANA zone of the site (alert hours are read in it); None: the server's timezone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class User(Base):
@@ -287,12 +289,26 @@ class ChannelKind(StrEnum):
     DINGTALK = "dingtalk"
     FEISHU = "feishu"
     WEBHOOK = "webhook"
+    EMAIL = "email"
 
 
 class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    #: An event alert folded into a digest (a storm): the digest row carries it.
+    DIGESTED = "digested"
+    #: A hazard reminder or escalation no longer needed (fixed, or its deadline moved).
+    CANCELLED = "cancelled"
+
+
+class NotificationKind(StrEnum):
+    EVENT = "event"
+    DIGEST = "digest"
+    HAZARD_ASSIGNED = "hazard_assigned"
+    HAZARD_REMINDER = "hazard_reminder"
+    HAZARD_OVERDUE = "hazard_overdue"
+    HAZARD_EVIDENCE = "hazard_evidence"
 
 
 class AlertChannel(Base):
@@ -329,10 +345,23 @@ class AlertRule(Base):
         ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Local hours ("HH:MM", the site's zone) in which the rule routes event alerts; a
+    #: window may wrap past midnight (22:00-06:00). None: all day.
+    active_from: Mapped[str | None] = mapped_column(String(5))
+    active_to: Mapped[str | None] = mapped_column(String(5))
+    #: ISO weekdays the rule routes event alerts on ("1,2,3,4,5"); None: every day.
+    weekdays: Mapped[str | None] = mapped_column(String(16))
+    #: An escalation rule: its channel hears only of overdue hazards.
+    escalation: Mapped[bool] = mapped_column(default=False)
 
 
 class Notification(Base):
-    """One alert of one event to one channel: the durable delivery queue.
+    """One message to one channel: the durable delivery queue.
+
+    ``kind`` says what about: an event alert (``event_id``; one per event and channel), a
+    digest of a storm (``payload`` has site and rule; its alerts point here by
+    ``digest_id``), or a step of the hazard loop (``hazard_id``; ``dedupe_key`` keeps one
+    per step and deadline).
 
     ``next_attempt_at`` is also the claim: a worker moves it past now while it sends, so a
     worker that dies mid-send leaves the row to be retried once the claim runs out.
@@ -343,10 +372,22 @@ class Notification(Base):
         UniqueConstraint("event_id", "channel_id"),
         Index("ix_notifications_status_next", "status", "next_attempt_at"),
         Index("ix_notifications_channel_attempt", "channel_id", "last_attempt_at"),
+        Index("ix_notifications_channel_key", "channel_id", "dedupe_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.event_id", ondelete="CASCADE"))
+    kind: Mapped[NotificationKind] = mapped_column(
+        _enum(NotificationKind), default=NotificationKind.EVENT
+    )
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("events.event_id", ondelete="CASCADE")
+    )
+    hazard_id: Mapped[int | None] = mapped_column(
+        ForeignKey("hazards.id", ondelete="CASCADE"), index=True
+    )
+    digest_id: Mapped[int | None] = mapped_column(index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     channel_id: Mapped[int] = mapped_column(ForeignKey("alert_channels.id"))
     status: Mapped[NotificationStatus] = mapped_column(
         _enum(NotificationStatus), default=NotificationStatus.PENDING

@@ -96,6 +96,14 @@ class Alert:
     link: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     test: bool = False
+    #: The event's snapshot (JPEG), for channels that carry pictures.
+    snapshot_jpeg: bytes | None = None
+    #: What the message is about (a NotificationKind value): event, digest, hazard_*.
+    kind: str = "event"
+    #: A title in place of "安全告警: <rule>" and lines after the usual ones (digests and
+    #: the hazard loop), already in the channel's language.
+    headline: str | None = None
+    extra_lines: tuple[str, ...] = ()
 
     def local_time(self, zone: ZoneInfo) -> str:
         return self.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -127,22 +135,22 @@ def message_lines(alert: Alert, language: str, zone: ZoneInfo) -> tuple[str, lis
     """The title and the lines of a message in ``language`` (zh or en)."""
     labels, rules, severities = _names(language)
     rule = rules.get(alert.rule, alert.rule)
-    title = f"{labels['test'] if alert.test else labels['title']}: {rule}"
+    title = alert.headline or f"{labels['test'] if alert.test else labels['title']}: {rule}"
     site = (
         alert.site_name
         if alert.site_name == alert.site_id
         else (f"{alert.site_name} ({alert.site_id})")
     )
-    lines = [
-        f"{labels['site']}: {site}",
-        f"{labels['camera']}: {alert.camera_id}",
-    ]
+    lines = [f"{labels['site']}: {site}"]
+    if alert.camera_id:
+        lines.append(f"{labels['camera']}: {alert.camera_id}")
     if alert.zone:
         lines.append(f"{labels['zone']}: {alert.zone}")
     lines += [
         f"{labels['rule']}: {rule}",
         f"{labels['severity']}: {severities.get(alert.severity, alert.severity)}",
         f"{labels['time']}: {alert.local_time(zone)}",
+        *alert.extra_lines,
     ]
     if alert.test:
         lines.append(labels["test_text"])
@@ -214,6 +222,7 @@ def build_request(
         seconds = int(now)
         payload = {
             **alert.fields,
+            "kind": alert.kind,
             "event_id": alert.event_id,
             "site_id": alert.site_id,
             "site_name": alert.site_name,
@@ -226,6 +235,8 @@ def build_request(
             "local_time": alert.local_time(zone),
             "timezone": zone.key,
             "link": alert.link,
+            "title": message_lines(alert, target.language, zone)[0],
+            "lines": list(alert.extra_lines),
             "test": alert.test,
             "sent_at": seconds,
         }
@@ -270,6 +281,10 @@ def send(
     client: httpx.Client | None = None,
 ) -> SendResult:
     """Deliver ``alert``; never raises (a failure comes back with a scrubbed error)."""
+    if target.kind == ChannelKind.EMAIL:
+        from sitewatch.server.notify.email import send_email  # email imports this module
+
+        return send_email(target, alert, zone, timeout_s=timeout_s)
     try:
         request = build_request(target, alert, zone)
         if client is None:

@@ -11,72 +11,173 @@ serialised, with one conditional UPDATE per row.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
-from sitewatch.contract.events import Severity
 from sitewatch.server.db.models import (
     AlertChannel,
-    AlertRule,
     EventRecord,
     Notification,
+    NotificationKind,
     NotificationStatus,
 )
 from sitewatch.server.db.session import Database
+from sitewatch.server.notify import routing
 
-#: How long a claimed row is left to its worker before another may take it.
+#: How long a claimed row is left to its worker before another may take it (by default;
+#: the ``alert_claim_s`` setting): longer than a send can take.
 CLAIM_S = 120.0
 RATE_WINDOW = timedelta(minutes=1)
 
 
-def _rank(severity: str) -> int:
-    try:
-        return Severity(severity).rank
-    except ValueError:
-        return 0
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The settings that shape what is queued (from :class:`Settings`)."""
+
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    #: More than this many alerts of one site and rule to one channel within
+    #: ``digest_window`` and the next ones wait for one digest; 0 never digests.
+    digest_after: int = 5
+    digest_window: timedelta = timedelta(minutes=10)
+    #: A hazard's responsible person is reminded this long before its deadline (at most
+    #: half the time it was given).
+    remind_before: timedelta = timedelta(hours=2)
 
 
-def matching_channels(db: Session, event: EventRecord) -> list[int]:
-    """Ids of the enabled channels whose rules match ``event`` (each once)."""
+def _recent_alerts(db: Session, channel_id: int, event: EventRecord, since: datetime) -> int:
     query = (
-        select(AlertRule.channel_id, AlertRule.min_severity)
-        .join(AlertChannel, AlertChannel.id == AlertRule.channel_id)
+        select(func.count())
+        .select_from(Notification)
+        .join(EventRecord, EventRecord.event_id == Notification.event_id)
         .where(
-            AlertChannel.enabled.is_(True),
-            or_(AlertRule.site_id.is_(None), AlertRule.site_id == event.site_id),
-            or_(AlertRule.camera_id.is_(None), AlertRule.camera_id == event.camera_id),
-            or_(AlertRule.rule.is_(None), AlertRule.rule == event.rule),
+            Notification.channel_id == channel_id,
+            Notification.kind == NotificationKind.EVENT,
+            Notification.created_at > since,
+            EventRecord.site_id == event.site_id,
+            EventRecord.rule == event.rule,
         )
     )
-    rank = _rank(event.severity)
-    return sorted({cid for cid, minimum in db.execute(query) if _rank(minimum) <= rank})
+    return db.scalar(query) or 0
 
 
-def enqueue(db: Session, event: EventRecord, now: datetime) -> int:
-    """Add a pending notification per matching channel to ``db`` (the caller commits it
-    with the new event, in one transaction)."""
-    channels = matching_channels(db, event)
+def _digest_prefix(event: EventRecord) -> str:
+    return f"digest:{event.site_id}:{event.rule}:"
+
+
+def _open_digest(
+    db: Session, channel_id: int, event: EventRecord, now: datetime, window: timedelta
+) -> Notification:
+    """The channel's digest of this site and rule still collecting, or a new one that goes
+    out when the window after its first alert closes."""
+    prefix = _digest_prefix(event)
+    digest = db.scalar(
+        select(Notification)
+        .where(
+            Notification.channel_id == channel_id,
+            Notification.kind == NotificationKind.DIGEST,
+            Notification.status == NotificationStatus.PENDING,
+            Notification.attempts == 0,
+            Notification.dedupe_key.startswith(prefix, autoescape=True),
+        )
+        .order_by(Notification.id)
+        .limit(1)
+    )
+    if digest is not None:
+        return digest
+    digest = Notification(
+        kind=NotificationKind.DIGEST,
+        channel_id=channel_id,
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now + window,
+        created_at=now,
+        dedupe_key=f"{prefix}{now.isoformat()}",
+        payload={
+            "site_id": event.site_id,
+            "rule": event.rule,
+            "camera_id": event.camera_id,
+            "window_s": window.total_seconds(),
+        },
+    )
+    db.add(digest)
+    db.flush()
+    return digest
+
+
+def enqueue(db: Session, event: EventRecord, now: datetime, policy: AlertPolicy) -> int:
+    """Add an alert per matching channel to ``db`` (the caller commits it with the new
+    event, in one transaction); in a storm the alert joins the channel's digest."""
+    channels = routing.event_channels(db, event, policy.zone)
     for channel_id in channels:
+        row = Notification(
+            kind=NotificationKind.EVENT,
+            event_id=event.event_id,
+            channel_id=channel_id,
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        since = now - policy.digest_window
+        if policy.digest_after and _recent_alerts(db, channel_id, event, since) >= (
+            policy.digest_after
+        ):
+            digest = _open_digest(db, channel_id, event, now, policy.digest_window)
+            row.status, row.digest_id = NotificationStatus.DIGESTED, digest.id
+        db.add(row)
+    return len(channels)
+
+
+def enqueue_loop(
+    db: Session,
+    *,
+    kind: NotificationKind,
+    event: EventRecord,
+    hazard_id: int,
+    at: datetime,
+    now: datetime,
+    policy: AlertPolicy,
+    key: str,
+    payload: dict[str, object],
+) -> int:
+    """Queue a hazard-loop message due at ``at`` (later in a rule's quiet hours) to each
+    matching channel, once per ``key``; the caller commits."""
+    escalate = kind == NotificationKind.HAZARD_OVERDUE
+    due = routing.loop_channels(db, event, policy.zone, at, escalation=escalate)
+    added = 0
+    for channel_id, when in due.items():
+        exists = db.scalar(
+            select(Notification.id).where(
+                Notification.channel_id == channel_id, Notification.dedupe_key == key
+            )
+        )
+        if exists is not None:
+            continue
         db.add(
             Notification(
-                event_id=event.event_id,
+                kind=kind,
+                hazard_id=hazard_id,
                 channel_id=channel_id,
                 status=NotificationStatus.PENDING,
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=when,
                 created_at=now,
+                dedupe_key=key,
+                payload=payload,
             )
         )
-    return len(channels)
+        added += 1
+    return added
 
 
 @dataclass(frozen=True)
 class Claim:
     id: int
-    event_id: uuid.UUID
+    event_id: uuid.UUID | None
     channel_id: int
     #: The attempt number this claim made: the result is written only if it still is.
     attempt: int
@@ -115,19 +216,24 @@ def _recent_attempts(db: Session, channel_id: int, now: datetime) -> int:
     return db.scalar(query) or 0
 
 
-def _claim_values(now: datetime) -> dict[str, object]:
+def _claim_values(now: datetime, claim_s: float) -> dict[str, object]:
     return {
         "attempts": Notification.attempts + 1,
         "last_attempt_at": now,
-        "next_attempt_at": now + timedelta(seconds=CLAIM_S),
+        "next_attempt_at": now + timedelta(seconds=claim_s),
     }
 
 
 def claim_due(
-    database: Database, *, now: datetime, rate_per_minute: int, limit: int
+    database: Database,
+    *,
+    now: datetime,
+    rate_per_minute: int,
+    limit: int,
+    claim_s: float = CLAIM_S,
 ) -> list[Claim]:
     """Claim up to ``limit`` due rows, at most ``rate_per_minute`` attempts per channel in
-    any minute; the claims are committed before this returns."""
+    any minute, each for ``claim_s``; the claims are committed before this returns."""
     with database.session() as db:
         fail_disabled(db, now)
         channels = _due_channels(db, now)
@@ -140,7 +246,7 @@ def claim_due(
             break
         with database.session() as db:
             claimed = (_claim_pg if postgres else _claim_sqlite)(
-                db, channel_id, now=now, rate=rate_per_minute, room=room
+                db, channel_id, now=now, rate=rate_per_minute, room=room, claim_s=claim_s
             )
             db.commit()
         claims += claimed
@@ -155,7 +261,9 @@ def _due(channel_id: int, now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def _claim_pg(db: Session, channel_id: int, *, now: datetime, rate: int, room: int) -> list[Claim]:
+def _claim_pg(
+    db: Session, channel_id: int, *, now: datetime, rate: int, room: int, claim_s: float
+) -> list[Claim]:
     locked = db.scalar(
         select(AlertChannel.id)
         .where(AlertChannel.id == channel_id)
@@ -178,14 +286,14 @@ def _claim_pg(db: Session, channel_id: int, *, now: datetime, rate: int, room: i
     db.execute(
         update(Notification)
         .where(Notification.id.in_([r.id for r in rows]))
-        .values(**_claim_values(now))
+        .values(**_claim_values(now, claim_s))
         .execution_options(synchronize_session=False)
     )
     return [Claim(r.id, r.event_id, channel_id, r.attempts + 1) for r in rows]
 
 
 def _claim_sqlite(
-    db: Session, channel_id: int, *, now: datetime, rate: int, room: int
+    db: Session, channel_id: int, *, now: datetime, rate: int, room: int, claim_s: float
 ) -> list[Claim]:
     candidates = db.execute(
         select(Notification.id, Notification.event_id, Notification.attempts)
@@ -215,7 +323,7 @@ def _claim_sqlite(
                     recent < rate,
                 )
             )
-            .values(**_claim_values(now))
+            .values(**_claim_values(now, claim_s))
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -231,14 +339,17 @@ def finish(
     now: datetime,
     ok: bool,
     error: str | None,
+    cancelled: bool = False,
     max_attempts: int,
     retry_base_s: float,
     retry_max_s: float,
 ) -> NotificationStatus | None:
-    """Record a claim's result: sent, a retry after a backoff, or failed. None when the
+    """Record a claim's result: sent, cancelled, a retry after a backoff, or failed. None when the
     claim had run out and another worker took the row meanwhile (nothing written)."""
-    if ok:
-        values: dict[str, object] = {
+    if cancelled:
+        values: dict[str, object] = {"status": NotificationStatus.CANCELLED, "last_error": error}
+    elif ok:
+        values = {
             "status": NotificationStatus.SENT,
             "sent_at": now,
             "last_error": None,

@@ -17,13 +17,17 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from sitewatch.server.db.models import AlertChannel, EventRecord, NotificationStatus, Site
+from sitewatch.server.db.models import AlertChannel, Notification, NotificationStatus
 from sitewatch.server.db.session import Database
 from sitewatch.server.db.types import utcnow
+from sitewatch.server.media import MediaStore
+from sitewatch.server.metrics import Metrics
 from sitewatch.server.notify import queue
 from sitewatch.server.notify.channels import Alert, Target, send
+from sitewatch.server.notify.compose import compose
+from sitewatch.server.notify.routing import site_zone
 from sitewatch.server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,33 +36,6 @@ BATCH = 50
 
 def event_link(settings: Settings, event_id: object) -> str:
     return f"{settings.public_url.rstrip('/')}/ui/events/{event_id}"
-
-
-def alert_for(db: Session, event: EventRecord, settings: Settings) -> Alert:
-    site = db.get(Site, event.site_id)
-    return Alert(
-        event_id=str(event.event_id),
-        site_id=event.site_id,
-        site_name=site.name if site is not None else event.site_id,
-        camera_id=event.camera_id,
-        rule=event.rule,
-        severity=event.severity,
-        started_at=event.started_at,
-        zone=event.zone,
-        link=event_link(settings, event.event_id),
-        fields={
-            "phase": event.phase,
-            "status": event.status.value,
-            "track_id": event.track_id,
-            "helmet_state": event.helmet_state,
-            "helmet_colour": event.helmet_colour,
-            "role": event.role,
-            "worker_id": event.worker_id,
-            "confidence": event.confidence,
-            "message": event.message,
-            "ended_at": event.ended_at.isoformat() if event.ended_at else None,
-        },
-    )
 
 
 def target_of(channel: AlertChannel) -> Target:
@@ -75,6 +52,7 @@ class Round:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    cancelled: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -85,43 +63,66 @@ def deliver_due(
     now: datetime | None = None,
     client: httpx.Client | None = None,
     limit: int = BATCH,
+    store: MediaStore | None = None,
+    metrics: Metrics | None = None,
 ) -> Round:
     """Claim the due notifications (``now`` defaults to the clock) and deliver them."""
     clock_given = now is not None
     now = now or utcnow()
     claims = queue.claim_due(
-        database, now=now, rate_per_minute=settings.alert_rate_per_minute, limit=limit
+        database,
+        now=now,
+        rate_per_minute=settings.alert_rate_per_minute,
+        limit=limit,
+        claim_s=settings.alert_claim_s,
     )
     done = Round(claimed=len(claims))
-    zone = settings.zone
     for claim in claims:
         with database.session() as db:
-            event = db.get(EventRecord, claim.event_id)
+            note = db.get(Notification, claim.id)
             channel = db.get(AlertChannel, claim.channel_id)
-            alert = alert_for(db, event, settings) if event is not None else None
             target = target_of(channel) if channel is not None else None
-        error: str | None = "event or channel removed"
-        ok = False
-        if alert is not None and target is not None:
-            result = send(target, alert, zone, timeout_s=settings.alert_timeout_s, client=client)
+            prepared: Alert | str = "channel removed"
+            if note is not None and target is not None:
+                prepared = compose(db, note, settings, target.language, store)
+            kind, created = (note.kind.value, note.created_at) if note else ("event", now)
+            zone = settings.zone
+            if isinstance(prepared, Alert) and prepared.site_id:
+                zone = site_zone(db, prepared.site_id, settings.zone)
+        ok, cancelled, error = False, False, None
+        if isinstance(prepared, str):
+            cancelled, error = True, prepared
+        elif target is not None:
+            result = send(target, prepared, zone, timeout_s=settings.alert_timeout_s, client=client)
             ok, error = result.ok, result.error
+        finished_at = now if clock_given else utcnow()
         status = queue.finish(
             database,
             claim,
-            now=now if clock_given else utcnow(),
+            now=finished_at,
             ok=ok,
             error=error,
+            cancelled=cancelled,
             max_attempts=settings.alert_max_attempts,
             retry_base_s=settings.alert_retry_base_s,
             retry_max_s=settings.alert_retry_max_s,
         )
+        outcome = status.value if status is not None else "lost_claim"
+        if status == NotificationStatus.PENDING:
+            outcome = "retry"
+        if metrics is not None:
+            metrics.alert_deliveries.labels(kind=kind, outcome=outcome).inc()
+            if status == NotificationStatus.SENT and kind == "event":
+                metrics.alert_delay.observe(max(0.0, (finished_at - created).total_seconds()))
         if status == NotificationStatus.SENT:
             done.sent += 1
         elif status == NotificationStatus.FAILED:
             done.failed += 1
         elif status == NotificationStatus.PENDING:
             done.retried += 1
-        if error:
+        elif status == NotificationStatus.CANCELLED:
+            done.cancelled += 1
+        if error and not cancelled:
             done.errors.append(error)
     return done
 
@@ -129,8 +130,16 @@ def deliver_due(
 class NotifyWorker:
     """A daemon thread running :func:`deliver_due` every ``notify_poll_s``."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        store: MediaStore | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.database, self.settings = database, settings
+        self.store, self.metrics = store, metrics
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -155,7 +164,13 @@ class NotifyWorker:
         with httpx.Client(timeout=self.settings.alert_timeout_s) as client:
             while not self._stop.is_set():
                 try:
-                    done = deliver_due(self.database, self.settings, client=client)
+                    done = deliver_due(
+                        self.database,
+                        self.settings,
+                        client=client,
+                        store=self.store,
+                        metrics=self.metrics,
+                    )
                     busy = done.claimed >= BATCH
                 except Exception:  # the database away for a while: try again later
                     logger.warning("alert delivery round failed", exc_info=True)
@@ -164,11 +179,23 @@ class NotifyWorker:
                     self._stop.wait(self.settings.notify_poll_s)
 
 
+def queue_counts(database: Database) -> list[tuple[str, str, int]]:
+    with database.session() as db:
+        rows = db.execute(
+            select(Notification.kind, Notification.status, func.count()).group_by(
+                Notification.kind, Notification.status
+            )
+        ).all()
+    return [(kind.value, status.value, count) for kind, status, count in rows]
+
+
 def install(app: FastAPI, settings: Settings, database: Database) -> None:
-    """Run a :class:`NotifyWorker` for the app's lifespan when ``notify_worker`` is on."""
+    """Report the queue in /metrics; run a :class:`NotifyWorker` for the app's lifespan
+    when ``notify_worker`` is on."""
+    app.state.metrics.watch_queue(lambda: queue_counts(database))
     if not settings.notify_worker:
         return
-    worker = NotifyWorker(database, settings)
+    worker = NotifyWorker(database, settings, store=app.state.store, metrics=app.state.metrics)
     app.state.notify_worker = worker
     previous: Any = app.router.lifespan_context
 

@@ -25,12 +25,19 @@ def _admin_or_cli(actor: User | None) -> None:
         require_admin(actor)
 
 
-def create_site(db: Session, *, actor: User | None, site_id: str, name: str | None = None) -> Site:
+def create_site(
+    db: Session,
+    *,
+    actor: User | None,
+    site_id: str,
+    name: str | None = None,
+    timezone: str | None = None,
+) -> Site:
     _admin_or_cli(actor)
     _check_id(site_id, "site id")
     if db.get(Site, site_id) is not None:
         raise Conflict(f"site {site_id!r} exists already")
-    site = Site(id=site_id, name=name or site_id, created_at=utcnow())
+    site = Site(id=site_id, name=name or site_id, timezone=timezone, created_at=utcnow())
     db.add(site)
     audit.record(
         db,
@@ -39,7 +46,30 @@ def create_site(db: Session, *, actor: User | None, site_id: str, name: str | No
         object_type="site",
         object_id=site_id,
         site_id=site_id,
-        details={"name": site.name},
+        details={"name": site.name, "timezone": timezone},
+    )
+    db.commit()
+    return site
+
+
+def update_site(db: Session, *, actor: User | None, site_id: str, changes: dict[str, Any]) -> Site:
+    """Apply ``changes`` (name, timezone; already validated) to a site."""
+    _admin_or_cli(actor)
+    site = db.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"site {site_id!r} not found")
+    if changes.get("name") is not None:
+        site.name = changes["name"]
+    if "timezone" in changes:
+        site.timezone = changes["timezone"]
+    audit.record(
+        db,
+        actor=actor,
+        action="site.update",
+        object_type="site",
+        object_id=site_id,
+        site_id=site_id,
+        details={k: v for k, v in changes.items() if k in ("name", "timezone")},
     )
     db.commit()
     return site

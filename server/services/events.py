@@ -24,6 +24,7 @@ from sitewatch.server.db.models import (
 )
 from sitewatch.server.db.types import as_utc, utcnow
 from sitewatch.server.notify import queue as notify_queue
+from sitewatch.server.notify.queue import AlertPolicy
 from sitewatch.server.services import audit
 from sitewatch.server.services.access import require_reviewer, require_site, site_filter
 from sitewatch.server.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -119,7 +120,12 @@ def _is_stale(row: EventRecord, event: Event) -> bool:
 
 
 def upsert_event(
-    db: Session, *, event: Event, device: Device, window: TimeWindow | None = None
+    db: Session,
+    *,
+    event: Event,
+    device: Device,
+    window: TimeWindow | None = None,
+    alerts: AlertPolicy | None = None,
 ) -> UpsertResult:
     """Create or update an event by its id; re-sending a message changes nothing.
 
@@ -127,7 +133,8 @@ def upsert_event(
     timestamp) is accepted but not applied, so retries out of order are harmless. Only
     the device that created an event may update it, and never its identity (rule,
     camera, track, start); a change after a reviewer's verdict is written to the audit
-    log. ``window`` bounds the event's times around the server's clock.
+    log. ``window`` bounds the event's times around the server's clock; ``alerts`` says
+    how its alerts are routed and gathered in a storm.
     """
     if event.site_id != device.site_id:
         raise Forbidden(
@@ -151,7 +158,8 @@ def upsert_event(
         _apply(row, event)
         db.add(row)
         try:
-            notify_queue.enqueue(db, row, now)  # alerts commit with the event, or neither
+            policy = alerts or AlertPolicy()
+            notify_queue.enqueue(db, row, now, policy)  # alerts commit with the event, or neither
             db.commit()
             return UpsertResult(event=row, created=True, applied=True)
         except IntegrityError:  # the same event created concurrently: update it instead

@@ -18,6 +18,8 @@ from sitewatch.server.db.models import (
 )
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.media import MediaStore, ReceivedFile
+from sitewatch.server.notify import hazard_loop
+from sitewatch.server.notify.queue import AlertPolicy
 from sitewatch.server.services import audit
 from sitewatch.server.services.access import require_reviewer, site_filter
 from sitewatch.server.services.errors import Conflict, Invalid, NotFound, ServiceError
@@ -56,8 +58,10 @@ def assign_hazard(
     responsible: str,
     deadline: datetime,
     note: str | None = None,
+    alerts: AlertPolicy | None = None,
 ) -> Hazard:
-    """Give a confirmed event a responsible person and a deadline (again while open)."""
+    """Give a confirmed event a responsible person and a deadline (again while open);
+    its messages (assigned, reminder, overdue) are queued in the same transaction."""
     event = get_event(db, user=user, event_id=event_id)
     require_reviewer(user)
     if event.review_status != ReviewStatus.CONFIRMED:
@@ -87,6 +91,7 @@ def assign_hazard(
         deadline=deadline.isoformat(),
         note=note,
     )
+    hazard_loop.on_assigned(db, hazard, hazard.updated_at, alerts or AlertPolicy())
     db.commit()
     return hazard
 
@@ -99,6 +104,7 @@ def submit_evidence(
     event_id: uuid.UUID,
     photo: ReceivedFile,
     note: str | None = None,
+    alerts: AlertPolicy | None = None,
 ) -> Hazard:
     """The site shows the hazard is fixed: a photo and a note; waits for a reviewer."""
     try:
@@ -117,6 +123,7 @@ def submit_evidence(
     hazard.evidence_by_id = user.id
     hazard.updated_at = hazard.evidence_at
     _record(db, user, hazard, "evidence", note=note, sha256=photo.sha256)
+    hazard_loop.on_evidence(db, hazard, hazard.evidence_at, alerts or AlertPolicy())
     db.commit()
     return hazard
 

@@ -103,6 +103,7 @@ def deadline_end_of_day(raw: str, tz: ZoneInfo) -> datetime:
 def post_rectification(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
     viewer: ActingViewerDep,
     event_id: uuid.UUID,
     assignee: Annotated[str, Form(max_length=200)],
@@ -119,6 +120,7 @@ def post_rectification(
             responsible=assignee,
             deadline=deadline_end_of_day(deadline, page_zone(request)),
             note=_text(note),
+            alerts=settings.alert_policy,
         ),
         _back(event_id, "rectification"),
     )
@@ -154,6 +156,7 @@ def post_evidence(
             event_id=event_id,
             photo=received,
             note=_text(note),
+            alerts=settings.alert_policy,
         )
     except ServiceError as exc:
         received.path.unlink(missing_ok=True)

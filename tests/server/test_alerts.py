@@ -418,6 +418,7 @@ def test_worker_thread_runs_with_the_app(
 def test_concurrent_workers_send_each_once(alerts: Alerts) -> None:
     """Four delivery workers at once (SKIP LOCKED on PostgreSQL, conditional UPDATE on
     SQLite): every notification reaches the receiver exactly once."""
+    alerts.env.settings.alert_digest_after = 0  # eight alerts of one rule: no digest here
     alerts.rule(alerts.channel("webhook", HOOK_SECRET))
     alerts.rule(alerts.channel("wecom"))
     device = alerts.env.device("site-a")
