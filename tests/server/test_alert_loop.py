@@ -8,6 +8,7 @@ format and signature); time is moved by giving ``deliver_due`` its ``now``.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -207,3 +208,18 @@ def test_metrics_report_the_queue_and_deliveries(alerts: Alerts) -> None:
     assert 'sitewatch_notifications{kind="event",status="pending"} 1.0' in text
     assert 'sitewatch_alert_deliveries_total{kind="event",outcome="sent"} 1.0' in text
     assert "sitewatch_alert_delay_seconds_count 1.0" in text
+
+
+def test_wecom_gets_the_snapshot_as_an_image_message(alerts: Alerts, jpeg_bytes: bytes) -> None:
+    alerts.rule(alerts.channel("wecom"))
+    device = alerts.env.device("site-a")
+    body = event_json("site-a")
+    post_event(device, body)
+    files = {"file": ("snapshot.jpg", jpeg_bytes, "image/jpeg")}
+    answer = device.put(f"/api/v1/events/{body['event_id']}/media/snapshot", files=files)
+    assert answer.status_code in (200, 201), answer.text
+    alerts.deliver_with_store()
+    got = alerts.receiver.of("wecom")
+    assert [r.body["msgtype"] for r in got] == ["markdown", "image"]
+    assert all(r.ok for r in got), [r.why for r in got]
+    assert base64.b64decode(got[1].body["image"]["base64"]) == jpeg_bytes

@@ -53,6 +53,19 @@ def check(kind: str, path: str, headers: Any, raw: bytes) -> tuple[bool, str, di
     """Check a request as the provider would; (accepted, why not, JSON body)."""
     body = json.loads(raw)
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    if kind == "wecom" and body.get("msgtype") == "image":
+        image = body.get("image", {})
+        try:
+            picture = base64.b64decode(image.get("base64", ""), validate=True)
+        except ValueError:
+            return False, "bad base64", body
+        ok = (
+            set(body) == {"msgtype", "image"}
+            and picture[:2] == b"\xff\xd8"
+            and len(picture) <= 2 * 1024 * 1024
+            and image.get("md5") == hashlib.md5(picture, usedforsecurity=False).hexdigest()
+        )
+        return ok, "" if ok else "bad wecom image", body
     if kind == "wecom":
         ok = (
             body.get("msgtype") == "markdown"
@@ -173,6 +186,11 @@ class Alerts:
 
     def deliver(self, now: datetime | None = None) -> Any:
         return deliver_due(self.env.database, self.env.settings, now=now)
+
+    def deliver_with_store(self) -> Any:
+        """A round as the app's worker runs it, reading snapshots from its media store."""
+        store = self.env.app.state.store
+        return deliver_due(self.env.database, self.env.settings, store=store)
 
 
 @pytest.fixture
