@@ -76,6 +76,9 @@ def put_event(
     )
     if result.created:
         response.status_code = status.HTTP_201_CREATED
+        worker = getattr(request.app.state, "notify_worker", None)
+        if worker is not None:
+            worker.wake()  # its alerts go now, not at the next poll
     return IngestResult(event_id=event_id, created=result.created, applied=result.applied)
 
 

@@ -128,7 +128,9 @@ def deliver_due(
 
 
 class NotifyWorker:
-    """A daemon thread running :func:`deliver_due` every ``notify_poll_s``."""
+    """A daemon thread running :func:`deliver_due` every ``notify_poll_s``, and at once
+    when :meth:`wake` says this process queued an alert (other processes' alerts wait
+    for the next poll)."""
 
     def __init__(
         self,
@@ -141,7 +143,11 @@ class NotifyWorker:
         self.database, self.settings = database, settings
         self.store, self.metrics = store, metrics
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -152,6 +158,7 @@ class NotifyWorker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
@@ -163,6 +170,7 @@ class NotifyWorker:
     def _run(self) -> None:
         with httpx.Client(timeout=self.settings.alert_timeout_s) as client:
             while not self._stop.is_set():
+                self._wake.clear()
                 try:
                     done = deliver_due(
                         self.database,
@@ -176,7 +184,7 @@ class NotifyWorker:
                     logger.warning("alert delivery round failed", exc_info=True)
                     busy = False
                 if not busy:
-                    self._stop.wait(self.settings.notify_poll_s)
+                    self._wake.wait(self.settings.notify_poll_s)
 
 
 def queue_counts(database: Database) -> list[tuple[str, str, int]]:
