@@ -27,6 +27,7 @@ from sitewatch.server.db.models import (
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.notify.channels import Alert, send
 from sitewatch.server.notify.email import EmailUrlError, parse_email_url
+from sitewatch.server.notify.mqtt import MqttUrlError, parse_mqtt_url
 from sitewatch.server.notify.routing import parse_clock, parse_weekdays
 from sitewatch.server.notify.worker import event_link, target_of
 from sitewatch.server.services import audit, events
@@ -35,8 +36,10 @@ from sitewatch.server.services.errors import Conflict, Invalid, NotFound
 DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ERRORS: dict[int | str, dict[str, object]] = {403: {}, 404: {}, 409: {}}
-# http(s):// for the chat robots and webhooks, smtp(s):// for e-mail: see check_url.
-Url = Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^(?:https?|smtps?)://[^\s]+$")]
+# http(s):// for the chat robots and webhooks, smtp(s):// for e-mail, mqtt(s):// for a broker.
+Url = Annotated[
+    str, Field(min_length=8, max_length=2000, pattern=r"^(?:https?|smtps?|mqtts?)://[^\s]+$")
+]
 Secret = Annotated[str, Field(min_length=1, max_length=500)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Language = Literal["zh", "en"]
@@ -49,6 +52,11 @@ def check_url(kind: ChannelKind, url: str) -> None:
             parse_email_url(url)
         except EmailUrlError as exc:
             raise ValueError(f"e-mail channel URL: {exc}") from None
+    elif kind == ChannelKind.MQTT:
+        try:
+            parse_mqtt_url(url)
+        except MqttUrlError as exc:
+            raise ValueError(f"MQTT channel URL: {exc}") from None
     elif not url.startswith(("http://", "https://")):
         raise ValueError(f"a {kind.value} channel's URL starts with http:// or https://")
 

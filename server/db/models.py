@@ -290,6 +290,7 @@ class ChannelKind(StrEnum):
     FEISHU = "feishu"
     WEBHOOK = "webhook"
     EMAIL = "email"
+    MQTT = "mqtt"
 
 
 class NotificationStatus(StrEnum):

@@ -287,6 +287,10 @@ def send(
         from sitewatch.server.notify.email import send_email  # email imports this module
 
         return send_email(target, alert, zone, timeout_s=timeout_s)
+    if target.kind == ChannelKind.MQTT:
+        from sitewatch.server.notify.mqtt import send_mqtt  # mqtt imports this module
+
+        return send_mqtt(target, alert, zone, timeout_s=timeout_s)
     try:
         request = build_request(target, alert, zone)
     except Exception as exc:  # a URL or a value that cannot be sent: a clear failure
