@@ -332,6 +332,31 @@ def _claim_sqlite(
     return claims
 
 
+def _held(claim: Claim) -> list[ColumnElement[bool]]:
+    """The row is still pending under this claim (no other worker took it since)."""
+    return [
+        Notification.id == claim.id,
+        Notification.attempts == claim.attempt,
+        Notification.status == NotificationStatus.PENDING,
+    ]
+
+
+def release(database: Database, claims: list[Claim], *, now: datetime) -> int:
+    """Hand unsent claims back: due now, the attempt not counted (still ours only)."""
+    released = 0
+    with database.session() as db:
+        for claim in claims:
+            result = db.execute(
+                update(Notification)
+                .where(*_held(claim))
+                .values(attempts=claim.attempt - 1, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            released += result.rowcount  # type: ignore[attr-defined]
+        db.commit()
+    return released
+
+
 def finish(
     database: Database,
     claim: Claim,
@@ -362,11 +387,7 @@ def finish(
     with database.session() as db:
         result = db.execute(
             update(Notification)
-            .where(
-                Notification.id == claim.id,
-                Notification.attempts == claim.attempt,
-                Notification.status == NotificationStatus.PENDING,
-            )
+            .where(*_held(claim))
             .values(**values)
             .execution_options(synchronize_session=False)
         )

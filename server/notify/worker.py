@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,8 +65,11 @@ def deliver_due(
     limit: int = BATCH,
     store: MediaStore | None = None,
     metrics: Metrics | None = None,
+    stop: threading.Event | None = None,
 ) -> Round:
-    """Claim the due notifications (``now`` defaults to the clock) and deliver them."""
+    """Claim the due notifications (``now`` defaults to the clock) and deliver them; once
+    ``stop`` is set the claims not yet sent are handed back (a graceful shutdown sends
+    only the one in hand, and the next process takes the rest at once)."""
     clock_given = now is not None
     now = now or utcnow()
     claims = queue.claim_due(
@@ -77,7 +80,10 @@ def deliver_due(
         claim_s=settings.alert_claim_s,
     )
     done = Round(claimed=len(claims))
-    for claim in claims:
+    for index, claim in enumerate(claims):
+        if stop is not None and stop.is_set():
+            queue.release(database, claims[index:], now=utcnow())
+            break
         with database.session() as db:
             note = db.get(Notification, claim.id)
             channel = db.get(AlertChannel, claim.channel_id)
@@ -85,6 +91,9 @@ def deliver_due(
             prepared: Alert | str = "channel removed"
             if note is not None and target is not None:
                 prepared = compose(db, note, settings, target.language, store)
+            if isinstance(prepared, Alert):  # a receiver tells a repeat by these
+                ids = {"notification_id": claim.id, "attempt": claim.attempt}
+                prepared = replace(prepared, fields={**prepared.fields, **ids})
             kind, created = (note.kind.value, note.created_at) if note else ("event", now)
             zone = settings.zone
             if isinstance(prepared, Alert) and prepared.site_id:
@@ -156,11 +165,13 @@ class NotifyWorker:
         self._thread = threading.Thread(target=self._run, name="sitewatch-notify", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop after the send in hand (it may take ``alert_timeout_s``; an e-mail, MQTT
+        connect plus send, a little more)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._thread.join(timeout_s or 2 * self.settings.alert_timeout_s + 5)
             self._thread = None
 
     @property
@@ -178,6 +189,7 @@ class NotifyWorker:
                         client=client,
                         store=self.store,
                         metrics=self.metrics,
+                        stop=self._stop,
                     )
                     busy = done.claimed >= BATCH
                 except Exception:  # the database away for a while: try again later

@@ -9,7 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from starlette.responses import RedirectResponse
 
-from sitewatch.server.ui import routes_auth, routes_dashboard, routes_events, routes_review
+from sitewatch.server.ui import (
+    routes_alerts,
+    routes_auth,
+    routes_dashboard,
+    routes_events,
+    routes_review,
+)
 from sitewatch.server.ui.deps import fault_page
 
 ui_router = APIRouter(prefix="/ui", tags=["ui"])
@@ -17,6 +23,7 @@ ui_router.include_router(routes_auth.router)
 ui_router.include_router(routes_events.router)
 ui_router.include_router(routes_review.router)
 ui_router.include_router(routes_dashboard.router)
+ui_router.include_router(routes_alerts.router)
 
 __all__ = ["install", "ui_router"]
 
