@@ -17,7 +17,17 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from sitewatch.server.api import admin, alerts, auth, dashboard, events, hazards, ingest, ops
+from sitewatch.server.api import (
+    admin,
+    alerts,
+    auth,
+    cameras,
+    dashboard,
+    events,
+    hazards,
+    ingest,
+    ops,
+)
 from sitewatch.server.api import workers as workers_api
 from sitewatch.server.api.deps import check_request_text
 from sitewatch.server.db.session import Database
@@ -68,7 +78,8 @@ def create_app(
     app.state.login_throttle = DatabaseLoginThrottle(  # shared by every worker process
         database, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
-    for module in (ingest, auth, events, hazards, dashboard, admin, ops, workers_api, alerts):
+    modules = (ingest, auth, events, hazards, dashboard, admin, ops, workers_api, alerts, cameras)
+    for module in modules:
         app.include_router(module.router)
     notify_worker.install(app, settings, database)  # delivers alerts during the lifespan
     _install_error_handlers(app)

@@ -59,7 +59,9 @@ CookieCheck = Callable[[str], bool]
 
 def route_policy(method: str, path: str, settings: Settings) -> RoutePolicy:
     """Who may send a body to ``method path``, and how large it may be."""
-    if method == "PUT":  # only devices PUT (events and their media)
+    if method == "PUT":  # only devices PUT (events, their media, camera pictures)
+        if re.fullmatch(r"/api/v1/cameras/[^/]+/picture", path):
+            return RoutePolicy(Caller.DEVICE, settings.max_snapshot_bytes + BODY_SLACK_BYTES)
         if "/media/" not in path:
             return RoutePolicy(Caller.DEVICE, settings.max_event_bytes)
         kind = path.rsplit("/", 1)[-1]

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     #: window, the next ones wait for one digest at the window's end (0: never digest).
     alert_digest_after: int = Field(default=5, ge=0)
     alert_digest_window_s: float = Field(default=600.0, gt=0)
+    #: A camera without a frame (or a box without a heartbeat) this long shows offline,
+    #: and the alert channels routing its site and camera are told once per dark spell.
+    camera_offline_after_s: float = Field(default=600.0, ge=30)
     #: The responsible person is reminded this long before a hazard's deadline (at most
     #: half the time given).
     alert_remind_before_h: float = Field(default=2.0, ge=0)

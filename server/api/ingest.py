@@ -11,12 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Path, Request, Response, UploadFile, status
 
 from sitewatch.contract.events import Event
-from sitewatch.contract.heartbeat import Heartbeat
+from sitewatch.contract.heartbeat import Heartbeat, HeartbeatReply
 from sitewatch.server.api.deps import CurrentDevice, DbSession, SettingsDep, StoreDep
 from sitewatch.server.api.schemas import IngestResult, MediaResult
 from sitewatch.server.db.models import MediaKind
+from sitewatch.server.db.types import utcnow
 from sitewatch.server.metrics import Metrics
-from sitewatch.server.services import admin, events
+from sitewatch.server.services import admin, cameras, events
 from sitewatch.server.services.media import device_event, receive_media, store_media
 from sitewatch.server.services.validation import TimeWindow
 
@@ -116,11 +117,13 @@ def put_media(
     )
 
 
-@router.post("/heartbeat", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/heartbeat", response_model=HeartbeatReply)
 def post_heartbeat(
     heartbeat: Heartbeat, device: CurrentDevice, db: DbSession, request: Request
-) -> Response:
-    """Cameras online, fps and queue depth of a device."""
+) -> HeartbeatReply:
+    """Cameras (names, state, fps, last frame), queue depth and version of a device; the
+    reply says the site's zones version and which cameras' pictures are wanted."""
+    reply = cameras.record_cameras(db, device=device, heartbeat=heartbeat, now=utcnow())
     admin.record_heartbeat(db, device=device, heartbeat=heartbeat.model_dump(mode="json"))
     _metrics(request).ingest.labels("heartbeat", "ok").inc()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return reply

@@ -178,6 +178,10 @@ class EventRecord(Base):
     distance: Mapped[float | None]
     distance_unit: Mapped[str | None] = mapped_column(String(8))
     message: Mapped[str | None] = mapped_column(String(500))
+    #: The server zones version the camera judged with (None: the box's YAML zones).
+    zones_version: Mapped[int | None]
+    #: The person's boxes over the clip: [seconds from started_at, x1, y1, x2, y2].
+    track_boxes: Mapped[list[list[float]] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     review_status: Mapped[ReviewStatus] = mapped_column(
@@ -401,3 +405,52 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     channel: Mapped[AlertChannel] = relationship(lazy="joined")
+
+
+class Camera(Base):
+    """A camera as its box reports it with each heartbeat, and its latest picture."""
+
+    __tablename__ = "cameras"
+
+    site_id: Mapped[str] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    #: The display name from the box's config (浇筑区); empty: the id is shown.
+    name: Mapped[str] = mapped_column(String(200), default="")
+    online: Mapped[bool] = mapped_column(default=False)
+    fps: Mapped[float | None]
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    last_frame_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the box last reported this camera (its heartbeat).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    zones_version: Mapped[int | None]
+    #: Media-store key of the latest picture, when it came, and the people on it
+    #: ([[x1, y1, x2, y2], ...] normalised) for the zone editor's preview.
+    picture_key: Mapped[str | None] = mapped_column(String(255))
+    picture_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    picture_persons: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    #: Someone asked for a fresh picture (the box is told with its next heartbeat).
+    picture_wanted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The start of the current dark spell that an offline alarm was raised for.
+    offline_alarm_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SiteZoneVersion(Base):
+    """One version of the zones the server manages for a site's cameras (whole, so a
+    box can take any version as it is); the newest is the current one."""
+
+    __tablename__ = "site_zone_versions"
+    __table_args__ = (UniqueConstraint("site_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int]
+    #: camera id -> CameraZones as JSON; a camera not here keeps the box's YAML zones.
+    cameras: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The camera this version changed, and by whom ("user:alice").
+    changed_camera: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -111,6 +111,9 @@ def _apply(row: EventRecord, event: Event) -> None:
     row.distance = event.distance
     row.distance_unit = event.distance_unit
     row.message = event.message
+    row.zones_version = event.zones_version
+    if event.track is not None:  # an update without boxes keeps the ones sent before
+        row.track_boxes = [list(box) for box in event.track]
 
 
 def _is_stale(row: EventRecord, event: Event) -> bool:

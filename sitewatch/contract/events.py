@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -72,6 +73,18 @@ class HelmetState(str, Enum):
     UNKNOWN = "unknown"  # no head visible (back turned, occluded, too small)
 
 
+#: One box of a person over an event's clip, see :attr:`Event.track`.
+TrackBox = tuple[
+    Annotated[float, Field(allow_inf_nan=False, ge=-600, le=86400)],
+    Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)],
+    Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)],
+    Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)],
+    Annotated[float, Field(allow_inf_nan=False, ge=-1e5, le=1e5)],
+]
+#: A clip of 10 s at up to 60 detections a second, with room.
+MAX_TRACK_BOXES = 1200
+
+
 class Event(BaseModel):
     """One hazard raised by one rule, for one person (or one post / zone)."""
 
@@ -106,6 +119,11 @@ class Event(BaseModel):
     clip: str | None = Field(default=None, max_length=255)
     face_thumbnail: str | None = Field(default=None, max_length=255)
     message: str | None = Field(default=None, max_length=500)
+    #: Version of the server's zones the camera judged with (None: the box's YAML only).
+    zones_version: int | None = Field(default=None, ge=0)
+    #: The person's box over the clip: (seconds from started_at, may be negative for the
+    #: clip's lead-in; x1, y1, x2, y2 in pixels of frame_wh), in time order.
+    track: list[TrackBox] | None = Field(default=None, max_length=MAX_TRACK_BOXES)
 
     @field_validator("bbox_xyxy")
     @classmethod

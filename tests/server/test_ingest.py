@@ -188,7 +188,9 @@ def test_heartbeat_is_recorded(server_env: ServerEnv) -> None:
         "queue_depth": 3,
         "version": "0.1.0",
     }
-    assert device.post("/api/v1/heartbeat", json=beat).status_code == 204
+    reply = device.post("/api/v1/heartbeat", json=beat)
+    assert reply.status_code == 200
+    assert reply.json() == {"site_config_version": 0, "pictures_wanted": []}
     assert device.post("/api/v1/heartbeat", json={"queue_depth": -1}).status_code == 422
     admin = server_env.user("root", Role.ADMIN)
     (listed,) = admin.get("/api/v1/admin/devices").json()
