@@ -427,6 +427,8 @@ class Camera(Base):
     #: When the box last reported this camera (its heartbeat).
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     zones_version: Mapped[int | None]
+    #: The camera's zones in its box's YAML (CameraZones JSON), as last reported.
+    yaml_zones: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Media-store key of the latest picture, when it came, and the people on it
     #: ([[x1, y1, x2, y2], ...] normalised) for the zone editor's preview.
     picture_key: Mapped[str | None] = mapped_column(String(255))

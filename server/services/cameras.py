@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sitewatch.contract.heartbeat import Heartbeat, HeartbeatReply
 from sitewatch.contract.ids import check_identifier
 from sitewatch.contract.site_config import SiteZones
-from sitewatch.server.db.models import Camera, Device, Site, SiteZoneVersion, User
+from sitewatch.server.db.models import Camera, Device, EventRecord, Site, SiteZoneVersion, User
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.media import MediaStore, ReceivedFile
 from sitewatch.server.services import audit
@@ -67,6 +67,13 @@ def record_cameras(
         camera.last_frame_at = status.last_frame_at or camera.last_frame_at
         camera.last_seen_at = now
         camera.zones_version = status.zones_version
+        if status.yaml_zones is not None:
+            try:  # kept only if the box's zones are zones (they are drawn on events)
+                camera.yaml_zones = CameraZones.model_validate(status.yaml_zones).model_dump(
+                    mode="json", exclude_none=True
+                )
+            except ValidationError:
+                camera.yaml_zones = None
         if camera.picture_wanted_at is not None:
             wanted.append(camera.camera_id)
     return HeartbeatReply(
@@ -341,3 +348,28 @@ def preview(zones: CameraZones, persons: list[list[float]]) -> list[PreviewPerso
         names = [name for name, mask in inside.items() if bool(mask[index])]
         out.append(PreviewPerson(box=box, inside=names, near_edges=near))
     return out
+
+
+def event_zones(db: Session, event: EventRecord) -> dict[str, Any] | None:
+    """The zones (CameraZones JSON) ``event`` was judged with: its server zones version's,
+    else its camera's YAML zones as the box last reported them (None: unknown)."""
+    if event.zones_version:
+        row = db.scalar(
+            select(SiteZoneVersion).where(
+                SiteZoneVersion.site_id == event.site_id,
+                SiteZoneVersion.version == event.zones_version,
+            )
+        )
+        if row is not None and event.camera_id in row.cameras:
+            zones: dict[str, Any] = row.cameras[event.camera_id]
+            return zones
+    camera = db.get(Camera, (event.site_id, event.camera_id))
+    return camera.yaml_zones if camera is not None else None
+
+
+def camera_names(db: Session, site_ids: set[str] | None = None) -> dict[tuple[str, str], str]:
+    """(site id, camera id) -> display name, for cameras whose box gave one."""
+    query = select(Camera.site_id, Camera.camera_id, Camera.name).where(Camera.name != "")
+    if site_ids is not None:
+        query = query.where(Camera.site_id.in_(sorted(site_ids)))
+    return {(site, camera): name for site, camera, name in db.execute(query)}

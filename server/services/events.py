@@ -204,6 +204,11 @@ def _update_existing(
             "was created (send a new event id)"
         )
     if _is_stale(row, event):
+        if event.track is not None and len(event.track) > len(row.track_boxes or []):
+            # The clip's boxes come when the clip is done, often after the end: keep them.
+            row.track_boxes = [list(box) for box in event.track]
+            row.last_received_at = utcnow()
+            db.commit()
         return UpsertResult(event=row, created=False, applied=False)
     before = _snapshot(row)
     _apply(row, event)

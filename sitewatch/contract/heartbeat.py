@@ -5,6 +5,7 @@ a fresh picture of."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,9 @@ class CameraStatus(BaseModel):
     last_frame_at: datetime | None = None
     #: The server zones version this camera runs with (None: the box's YAML zones).
     zones_version: int | None = Field(default=None, ge=0)
+    #: The zones of the camera in the box's YAML (CameraZones as JSON), so the server
+    #: can draw them on events judged with them.
+    yaml_zones: dict[str, Any] | None = None
 
 
 class Heartbeat(BaseModel):

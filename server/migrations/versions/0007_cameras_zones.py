@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("last_frame_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("zones_version", sa.Integer(), nullable=True),
+        sa.Column("yaml_zones", sa.JSON(), nullable=True),
         sa.Column("picture_key", sa.String(length=255), nullable=True),
         sa.Column("picture_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("picture_persons", sa.JSON(), nullable=True),
