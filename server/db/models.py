@@ -314,6 +314,9 @@ class NotificationKind(StrEnum):
     HAZARD_REMINDER = "hazard_reminder"
     HAZARD_OVERDUE = "hazard_overdue"
     HAZARD_EVIDENCE = "hazard_evidence"
+    #: A camera without frames (or its box silent) past camera_offline_after_s, and back.
+    CAMERA_OFFLINE = "camera_offline"
+    CAMERA_ONLINE = "camera_online"
 
 
 class AlertChannel(Base):

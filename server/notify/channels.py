@@ -106,6 +106,8 @@ class Alert:
     #: the hazard loop), already in the channel's language.
     headline: str | None = None
     extra_lines: tuple[str, ...] = ()
+    #: The camera's display name from its box (浇筑区); empty: the id is shown.
+    camera_name: str = ""
 
     def local_time(self, zone: ZoneInfo) -> str:
         return self.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -145,11 +147,16 @@ def message_lines(alert: Alert, language: str, zone: ZoneInfo) -> tuple[str, lis
     )
     lines = [f"{labels['site']}: {site}"]
     if alert.camera_id:
-        lines.append(f"{labels['camera']}: {alert.camera_id}")
+        name = alert.camera_name
+        camera = (
+            f"{name} ({alert.camera_id})" if name and name != alert.camera_id else alert.camera_id
+        )
+        lines.append(f"{labels['camera']}: {camera}")
     if alert.zone:
         lines.append(f"{labels['zone']}: {alert.zone}")
+    if alert.rule:  # camera messages are about no rule
+        lines.append(f"{labels['rule']}: {rule}")
     lines += [
-        f"{labels['rule']}: {rule}",
         f"{labels['severity']}: {severities.get(alert.severity, alert.severity)}",
         f"{labels['time']}: {alert.local_time(zone)}",
         *alert.extra_lines,
@@ -229,6 +236,7 @@ def build_request(
             "site_id": alert.site_id,
             "site_name": alert.site_name,
             "camera_id": alert.camera_id,
+            "camera_name": alert.camera_name or alert.camera_id,
             "zone": alert.zone,
             "rule": alert.rule,
             "rule_name": rules.get(alert.rule, alert.rule),

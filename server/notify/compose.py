@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sitewatch.server.db.models import (
+    Camera,
     EventRecord,
     Hazard,
     HazardStatus,
@@ -43,6 +44,11 @@ TEXTS = {
         "left": "距期限还有 {hours} 小时",
         "late": "已逾期 {hours} 小时",
         "evidence_by": "提交人",
+        NotificationKind.CAMERA_OFFLINE: "摄像头离线",
+        NotificationKind.CAMERA_ONLINE: "摄像头恢复",
+        "dark_since": "最后画面",
+        "dark_for": "已离线 {minutes} 分钟",
+        "back_after": "离线 {minutes} 分钟后恢复",
     },
     "en": {
         NotificationKind.DIGEST: "Alert digest",
@@ -57,6 +63,11 @@ TEXTS = {
         "left": "{hours} h left before the deadline",
         "late": "{hours} h past the deadline",
         "evidence_by": "Submitted by",
+        NotificationKind.CAMERA_OFFLINE: "Camera offline",
+        NotificationKind.CAMERA_ONLINE: "Camera back online",
+        "dark_since": "Last frame",
+        "dark_for": "Offline for {minutes} min",
+        "back_after": "Back after {minutes} min offline",
     },
 }
 
@@ -101,10 +112,16 @@ def _snapshot(db: Session, store: MediaStore | None, event: EventRecord) -> byte
         return None
 
 
+def _camera_name(db: Session, site_id: str, camera_id: str) -> str:
+    camera = db.get(Camera, (site_id, camera_id)) if camera_id else None
+    return camera.name if camera is not None else ""
+
+
 def event_alert(
     db: Session, event: EventRecord, settings: Settings, store: MediaStore | None = None
 ) -> Alert:
     return Alert(
+        camera_name=_camera_name(db, event.site_id, event.camera_id),
         event_id=str(event.event_id),
         site_id=event.site_id,
         site_name=_site_name(db, event.site_id),
@@ -167,6 +184,35 @@ def _digest_alert(db: Session, note: Notification, settings: Settings, language:
     )
 
 
+def _camera_alert(db: Session, note: Notification, settings: Settings, language: str) -> Alert:
+    payload = note.payload or {}
+    site_id, camera_id = str(payload.get("site_id", "")), str(payload.get("camera_id", ""))
+    since = datetime.fromisoformat(str(payload.get("since")))
+    zone = site_zone(db, site_id, settings.zone)
+    texts = TEXTS[_lang(language)]
+    minutes = max(0, round((note.created_at - since).total_seconds() / 60))
+    step = "dark_for" if note.kind == NotificationKind.CAMERA_OFFLINE else "back_after"
+    lines = (
+        f"{texts['dark_since']}: {_local(since, zone)}",
+        str(texts[step]).format(minutes=minutes),
+    )
+    return Alert(
+        event_id="",
+        site_id=site_id,
+        site_name=_site_name(db, site_id),
+        camera_id=camera_id,
+        camera_name=str(payload.get("camera_name", "")),
+        rule="",
+        severity="high",
+        started_at=since,
+        link=f"{_base_url(settings)}/ui/cameras",
+        fields={"since": since.isoformat()},
+        kind=note.kind.value,
+        headline=f"{texts[note.kind]}: {payload.get('camera_name') or camera_id}",
+        extra_lines=lines,
+    )
+
+
 def _hazard_alert(
     db: Session, note: Notification, hazard: Hazard, settings: Settings, language: str
 ) -> Alert:
@@ -179,7 +225,7 @@ def _hazard_alert(
         f"{texts['responsible']}: {hazard.responsible}",
         f"{texts['deadline']}: {_local(hazard.deadline, zone)}",
     ]
-    now = note.next_attempt_at
+    now = note.last_attempt_at or note.next_attempt_at  # the claim's time: now
     if note.kind == NotificationKind.HAZARD_REMINDER:
         hours = max(0.0, (hazard.deadline - now).total_seconds() / 3600)
         lines.append(str(texts["left"]).format(hours=f"{hours:.1f}"))
@@ -223,6 +269,8 @@ def compose(
         return event_alert(db, event, settings, store) if event else "event removed"
     if note.kind == NotificationKind.DIGEST:
         return _digest_alert(db, note, settings, language)
+    if note.kind in (NotificationKind.CAMERA_OFFLINE, NotificationKind.CAMERA_ONLINE):
+        return _camera_alert(db, note, settings, language)
     hazard = db.get(Hazard, note.hazard_id) if note.hazard_id else None
     if hazard is None:
         return "hazard removed"

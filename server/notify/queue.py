@@ -136,16 +136,16 @@ def enqueue_loop(
     db: Session,
     *,
     kind: NotificationKind,
-    event: EventRecord,
-    hazard_id: int,
+    event: routing.Subject,
+    hazard_id: int | None,
     at: datetime,
     now: datetime,
     policy: AlertPolicy,
     key: str,
     payload: dict[str, object],
 ) -> int:
-    """Queue a hazard-loop message due at ``at`` (later in a rule's quiet hours) to each
-    matching channel, once per ``key``; the caller commits."""
+    """Queue a hazard-loop (or camera) message due at ``at`` (later in a rule's quiet
+    hours) to each matching channel, once per ``key``; the caller commits."""
     escalate = kind == NotificationKind.HAZARD_OVERDUE
     due = routing.loop_channels(db, event, policy.zone, at, escalation=escalate)
     added = 0

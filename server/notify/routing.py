@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -85,7 +86,20 @@ def next_active(rule: AlertRule, local: datetime) -> datetime:
     return local
 
 
-def matching_rules(db: Session, event: EventRecord, *, escalation: bool) -> list[AlertRule]:
+class Subject(Protocol):
+    """What a message is about, as routing sees it (an event; a camera gone dark)."""
+
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def camera_id(self) -> str: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def severity(self) -> str: ...
+
+
+def matching_rules(db: Session, event: Subject, *, escalation: bool) -> list[AlertRule]:
     """Enabled channels' rules that match ``event`` by site, camera, rule and severity
     (hours not applied), either the escalation rules or the others."""
     query = (
@@ -112,7 +126,7 @@ def event_channels(db: Session, event: EventRecord, zone: ZoneInfo) -> list[int]
 
 
 def loop_channels(
-    db: Session, event: EventRecord, zone: ZoneInfo, at: datetime, *, escalation: bool = False
+    db: Session, event: Subject, zone: ZoneInfo, at: datetime, *, escalation: bool = False
 ) -> dict[int, datetime]:
     """Channels for a hazard-loop message about ``event`` due at ``at``, each with the
     time it may go out: quiet hours delay it to the rule's next active minute. Overdue

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from sitewatch.server.db.types import utcnow
 from sitewatch.server.media import MediaStore
 from sitewatch.server.metrics import Metrics
 from sitewatch.server.notify import queue
+from sitewatch.server.notify.camera_watch import check_cameras
 from sitewatch.server.notify.channels import Alert, Target, send
 from sitewatch.server.notify.compose import compose
 from sitewatch.server.notify.routing import site_zone
@@ -32,6 +34,8 @@ from sitewatch.server.settings import Settings
 
 logger = logging.getLogger(__name__)
 BATCH = 50
+#: Seconds between the worker's looks for cameras gone dark (or back).
+CAMERA_WATCH_S = 15.0
 
 
 def event_link(settings: Settings, event_id: object) -> str:
@@ -174,14 +178,29 @@ class NotifyWorker:
             self._thread.join(timeout_s or 2 * self.settings.alert_timeout_s + 5)
             self._thread = None
 
+    def _watch_cameras(self) -> None:
+        try:
+            check_cameras(
+                self.database,
+                now=utcnow(),
+                offline_after=timedelta(seconds=self.settings.camera_offline_after_s),
+                policy=self.settings.alert_policy,
+            )
+        except Exception:  # the database away for a while: the next look tries again
+            logger.warning("camera offline check failed", exc_info=True)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        watched = 0.0
         with httpx.Client(timeout=self.settings.alert_timeout_s) as client:
             while not self._stop.is_set():
                 self._wake.clear()
+                if time.monotonic() - watched >= CAMERA_WATCH_S:
+                    watched = time.monotonic()
+                    self._watch_cameras()
                 try:
                     done = deliver_due(
                         self.database,
