@@ -76,7 +76,10 @@ def create_app(
     app.state.cookie_signer = CookieSigner(settings.resolved_session_secret())
     app.state.metrics = Metrics()
     app.state.login_throttle = DatabaseLoginThrottle(  # shared by every worker process
-        database, max_failures=settings.login_max_failures, window_s=settings.login_window_s
+        database,
+        max_failures=settings.login_max_failures,
+        window_s=settings.login_window_s,
+        address_max_failures=settings.login_max_failures_per_address,
     )
     modules = (ingest, auth, events, hazards, dashboard, admin, ops, workers_api, alerts, cameras)
     for module in modules:
@@ -116,7 +119,9 @@ def _session_cookie_ok(database: Database, signer: CookieSigner, cookie: str) ->
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        wait = getattr(exc, "retry_after_s", None)  # the login throttle says when
+        headers = {"Retry-After": str(wait)} if wait is not None else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

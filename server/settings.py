@@ -42,8 +42,11 @@ class Settings(BaseSettings):
     session_max_age_s: int = Field(default=12 * 3600, gt=0)
     #: Send the session cookie only over HTTPS (turn on behind TLS).
     cookie_secure: bool = False
-    #: Failed logins (per user name and per client address) before a pause of the window.
+    #: Failed logins for one user name before a pause of the window.
     login_max_failures: int = Field(default=10, ge=1)
+    #: Failed logins from one client address (any user names) before a pause: higher,
+    #: since a site office shares one NAT address.
+    login_max_failures_per_address: int = Field(default=50, ge=1)
     login_window_s: float = Field(default=300.0, gt=0)
     max_snapshot_bytes: int = Field(default=5 * MIB, gt=0)
     max_face_bytes: int = Field(default=1 * MIB, gt=0)

@@ -33,6 +33,11 @@ MAX_KEY_LENGTH = 200
 class TooManyAttempts(ServiceError):
     status = 429
 
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        #: Seconds until the limit lifts (the UI says when; the API sends Retry-After).
+        self.retry_after_s = retry_after_s
+
 
 class Throttle(Protocol):
     """What the login code needs (``app.state.login_throttle``)."""
@@ -43,14 +48,31 @@ class Throttle(Protocol):
 
 
 def _refuse(wait_s: float) -> TooManyAttempts:
-    return TooManyAttempts(f"too many failed logins; try again in {int(wait_s) + 1} s")
+    seconds = int(wait_s) + 1
+    return TooManyAttempts(f"too many failed logins; try again in {seconds} s", seconds)
+
+
+def _limit(key: str, max_failures: int, address_max_failures: int | None) -> int:
+    """An address ("ip:...") may be shared by a whole site office behind one NAT: it
+    gets its own, higher limit, so one person's typos do not lock everyone out."""
+    if key.startswith("ip:") and address_max_failures is not None:
+        return address_max_failures
+    return max_failures
 
 
 class LoginThrottle:
     """In memory, per process: for a single-process server and for tests."""
 
-    def __init__(self, *, max_failures: int, window_s: float, max_keys: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_failures: int,
+        window_s: float,
+        max_keys: int = 10_000,
+        address_max_failures: int | None = None,
+    ) -> None:
         self.max_failures = max_failures
+        self.address_max_failures = address_max_failures
         self.window_s = window_s
         self.max_keys = max_keys
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
@@ -70,8 +92,9 @@ class LoginThrottle:
         with self._lock:
             for key in keys:
                 times = self._recent(key, now)
-                if len(times) >= self.max_failures:
-                    raise _refuse(times[0] + self.window_s - now)
+                limit = _limit(key, self.max_failures, self.address_max_failures)
+                if len(times) >= limit:
+                    raise _refuse(times[-limit] + self.window_s - now)
 
     def failed(self, *keys: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -101,9 +124,17 @@ class DatabaseLoginThrottle:
     attempt through, so a key holds at most about ``max_failures`` rows in the window.
     """
 
-    def __init__(self, database: Database, *, max_failures: int, window_s: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_failures: int,
+        window_s: float,
+        address_max_failures: int | None = None,
+    ) -> None:
         self.database = database
         self.max_failures = max_failures
+        self.address_max_failures = address_max_failures
         self.window_s = window_s
 
     @staticmethod
@@ -120,12 +151,11 @@ class DatabaseLoginThrottle:
                     LoginFailure.key == key, LoginFailure.at > since
                 )
                 count = db.scalar(select(func.count()).select_from(recent.subquery())) or 0
-                if count < self.max_failures:
+                limit = _limit(key, self.max_failures, self.address_max_failures)
+                if count < limit:
                     continue
-                # The limit lifts once all but max_failures - 1 of them have left the window.
-                oldest = db.scalar(
-                    recent.order_by(LoginFailure.at.desc()).offset(self.max_failures - 1)
-                )
+                # The limit lifts once all but limit - 1 of them have left the window.
+                oldest = db.scalar(recent.order_by(LoginFailure.at.desc()).offset(limit - 1))
                 lifts_at = (oldest or now) + timedelta(seconds=self.window_s)
                 raise _refuse((lifts_at - now).total_seconds())
 

@@ -96,6 +96,13 @@ def update_user(user_id: DbId, body: UserPatch, user: AdminUser, db: DbSession) 
     return user_out(updated)
 
 
+@router.post("/users/{user_id}/unlock", responses=ERRORS)
+def unlock_user(user_id: DbId, user: AdminUser, db: DbSession) -> dict[str, int]:
+    """End a user's login pause now (their failed logins are forgotten)."""
+    target = admin.get_user(db, user_id=user_id)
+    return {"failures_cleared": admin.unlock_user(db, actor=user, username=target.username)}
+
+
 @router.get("/devices", response_model=list[DeviceOut])
 def list_devices(_admin: AdminUser, db: DbSession, site_id: str | None = None) -> list[DeviceOut]:
     return [DeviceOut.model_validate(d) for d in admin.list_devices(db, site_id=site_id)]

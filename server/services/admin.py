@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sitewatch.contract.ids import check_identifier
-from sitewatch.server.db.models import Device, Role, Site, User, UserSession
+from sitewatch.server.db.models import Device, LoginFailure, Role, Site, User, UserSession
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.security import hash_password, hash_token, new_device_token
 from sitewatch.server.services import audit
@@ -139,6 +139,13 @@ def create_user(
     except IntegrityError as exc:
         db.rollback()
         raise Conflict(f"user {username!r} exists already") from exc
+    return user
+
+
+def get_user(db: Session, *, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
     return user
 
 
@@ -271,3 +278,24 @@ def record_heartbeat(db: Session, *, device: Device, heartbeat: dict[str, Any]) 
     device.last_seen_at = utcnow()
     db.commit()
     return device
+
+
+def unlock_user(db: Session, *, actor: User | None, username: str) -> int:
+    """Forget ``username``'s failed logins, so the login pause ends now; how many."""
+    _admin_or_cli(actor)
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} not found")
+    cleared = db.execute(
+        delete(LoginFailure).where(LoginFailure.key == f"user:{username.lower()}")
+    ).rowcount  # type: ignore[attr-defined]
+    audit.record(
+        db,
+        actor=actor,
+        action="user.unlock",
+        object_type="user",
+        object_id=str(user.id),
+        details={"username": username, "failures_cleared": cleared},
+    )
+    db.commit()
+    return int(cleared)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from sitewatch.server.api.deps import end_session, start_session
 from sitewatch.server.security import csrf_matches
+from sitewatch.server.throttle import TooManyAttempts
 from sitewatch.server.ui.deps import ActingViewerDep, DbDep, Viewer, optional_viewer, safe_next
 from sitewatch.server.ui.i18n import CATALOGUES, LANG_COOKIE, request_lang, translator
 from sitewatch.server.ui.rendering import STATIC_DIR, render
@@ -64,7 +66,21 @@ def login_submit(
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
         raise HTTPException(status_code=403, detail="CSRF token missing or wrong")
     response = RedirectResponse(safe_next(next), status_code=303)
-    if start_session(request, response, username=username, password=password, db=db) is None:
+    try:
+        session = start_session(request, response, username=username, password=password, db=db)
+    except TooManyAttempts as exc:
+        logger.info("UI login for %r throttled for %d s", username, exc.retry_after_s)
+        t = translator(request_lang(request))
+        page = _login_page(
+            request,
+            next_url=safe_next(next),
+            error=t("login.locked", minutes=max(1, math.ceil(exc.retry_after_s / 60))),
+            username=username,
+        )
+        page.status_code = 429
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
+    if session is None:
         logger.info("failed UI login for %r", username)
         t = translator(request_lang(request))
         return _login_page(

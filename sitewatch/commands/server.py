@@ -25,6 +25,10 @@ err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths who
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Server settings YAML file.")
 ]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (database, media); overrides the settings."),
+]
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
@@ -52,6 +56,7 @@ def main(ctx: typer.Context) -> None:
 @server_app.command("run")
 def run(
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[
@@ -67,7 +72,7 @@ def run(
     from sitewatch.server.db.session import Database
     from sitewatch.server.logging_setup import configure_logging
 
-    settings = _settings(config, host=host, port=port)
+    settings = _settings(config, host=host, port=port, data_dir=data_dir)
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     if workers == 1:
         uvicorn.run(
@@ -85,6 +90,8 @@ def run(
     os.environ["SITEWATCH_MIGRATE_ON_START"] = "false"
     if config is not None:
         os.environ["SITEWATCH_CONFIG"] = str(config)
+    if data_dir is not None:
+        os.environ["SITEWATCH_DATA_DIR"] = str(data_dir)
     os.environ["SITEWATCH_HOST"], os.environ["SITEWATCH_PORT"] = settings.host, str(settings.port)
     uvicorn.run(
         "sitewatch.server.app:app_from_env",
@@ -109,6 +116,7 @@ def _password(given: str | None, what: str) -> str:
 @server_app.command("init")
 def init(
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
     admin_user: Annotated[str, typer.Option(help="Username of the first admin.")] = "admin",
     password: Annotated[
         str | None,
@@ -123,7 +131,7 @@ def init(
     from sitewatch.server.services import admin
     from sitewatch.server.services.errors import ServiceError
 
-    settings = _settings(config)
+    settings = _settings(config, data_dir=data_dir)
     database = Database.from_url(settings.resolved_database_url)
     database.migrate()
     console.print(f"database ready: {database.engine.url.render_as_string()}", markup=False)
@@ -149,13 +157,14 @@ def add_device(
     site: Annotated[str, typer.Option(help="Site id the device posts for.")],
     name: Annotated[str, typer.Option(help="Device name, unique within the site.")],
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Register an edge device (creating the site if needed); prints its token ONCE."""
     from sitewatch.server.db.session import Database
     from sitewatch.server.services import admin
     from sitewatch.server.services.errors import ServiceError
 
-    settings = _settings(config)
+    settings = _settings(config, data_dir=data_dir)
     database = Database.from_url(settings.resolved_database_url)
     database.migrate()
     with database.session() as db:
@@ -183,6 +192,7 @@ def add_user(
         str | None, typer.Option(envvar="SITEWATCH_USER_PASSWORD", help="Password (else asked).")
     ] = None,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Create a user scoped to sites (admins see every site)."""
     from sitewatch.server.db.models import Role
@@ -195,7 +205,7 @@ def add_user(
     except ValueError:
         _fail(f"--role must be one of {', '.join(r.value for r in Role)}, got {role!r}")
         return
-    settings = _settings(config)
+    settings = _settings(config, data_dir=data_dir)
     database = Database.from_url(settings.resolved_database_url)
     database.migrate()
     with database.session() as db:
@@ -215,17 +225,41 @@ def add_user(
     console.print(f"user {username!r} ({role}) created", markup=False)
 
 
+@server_app.command("unlock-user")
+def unlock_user(
+    username: Annotated[str, typer.Option(help="Login name to let log in again at once.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Clear a user's failed logins (the pause after too many wrong passwords)."""
+    from sitewatch.server.db.session import Database
+    from sitewatch.server.services import admin
+    from sitewatch.server.services.errors import ServiceError
+
+    settings = _settings(config, data_dir=data_dir)
+    database = Database.from_url(settings.resolved_database_url)
+    database.migrate()
+    with database.session() as db:
+        try:
+            cleared = admin.unlock_user(db, actor=None, username=username)
+        except ServiceError as exc:
+            _fail(exc.message)
+            return
+    console.print(f"user {username!r} unlocked ({cleared} failed login(s) cleared)", markup=False)
+
+
 @server_app.command("retention")
 def retention(
     days: Annotated[int | None, typer.Option(help="Override retention_days.")] = None,
     config: ConfigOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Delete media files of dismissed events older than N days (records are kept)."""
     from sitewatch.server.db.session import Database
     from sitewatch.server.media import LocalMediaStore
     from sitewatch.server.services.retention import apply_retention
 
-    settings = _settings(config)
+    settings = _settings(config, data_dir=data_dir)
     database = Database.from_url(settings.resolved_database_url)
     database.migrate()
     store = LocalMediaStore(settings.resolved_media_dir)

@@ -199,6 +199,39 @@ def test_repeated_failed_logins_are_throttled(server_env: ServerEnv) -> None:
     assert refused.status_code == 429 and "try again" in refused.json()["detail"]
 
 
+def test_one_persons_typos_do_not_lock_out_a_shared_address(server_env: ServerEnv) -> None:
+    """A site office behind one NAT address: the user who mistyped is paused, the others
+    (the admin too) log in; the address as a whole has its own, higher limit; an admin
+    ends a pause at once."""
+    server_env.user("root", Role.ADMIN)
+    server_env.user("clerk", Role.REVIEWER, ["site-a"])
+    office = server_env.client()
+    limit = server_env.settings.login_max_failures
+    for _ in range(limit):
+        wrong = office.post("/api/v1/auth/login", json={"username": "clerk", "password": "x"})
+        assert wrong.status_code == 401
+    paused = office.post("/api/v1/auth/login", json={"username": "clerk", "password": PASSWORD})
+    assert paused.status_code == 429 and 0 < int(paused.headers["Retry-After"]) <= 301
+    root = office.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+    assert root.status_code == 200  # same address, not locked out
+    admin = server_env.client()
+    admin.cookies.update(root.cookies)
+    admin.headers["X-CSRF-Token"] = root.json()["csrf_token"]
+    (clerk,) = [u for u in admin.get("/api/v1/admin/users").json() if u["username"] == "clerk"]
+    unlocked = admin.post(f"/api/v1/admin/users/{clerk['id']}/unlock")
+    assert unlocked.status_code == 200 and unlocked.json() == {"failures_cleared": limit}
+    again = office.post("/api/v1/auth/login", json={"username": "clerk", "password": PASSWORD})
+    assert again.status_code == 200
+    audit = admin.get("/api/v1/audit", params={"object_id": str(clerk["id"])}).json()
+    assert "user.unlock" in {a["action"] for a in audit}
+    per_address = server_env.settings.login_max_failures_per_address
+    assert per_address > limit
+    for n in range(per_address):  # many names from one address: the address pauses
+        office.post("/api/v1/auth/login", json={"username": f"guess-{n}", "password": "x"})
+    blocked = office.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+    assert blocked.status_code == 429
+
+
 def test_throttle_window_passes() -> None:
     from sitewatch.server.throttle import LoginThrottle, TooManyAttempts
 

@@ -35,7 +35,7 @@ def _failed_logins(base: str, forwarded_for: list[str]) -> list[int]:
 def test_forwarded_for_is_ignored_without_trusted_proxies(
     server_env: ServerEnv, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path, login_max_failures=MAX_FAILURES)
+    settings = make_settings(tmp_path, login_max_failures_per_address=MAX_FAILURES)
     app = create_app(settings, database=server_env.database)
     rotating = [f"203.0.113.{n}" for n in range(MAX_FAILURES + 2)]
     with serving(app) as base:
@@ -49,7 +49,7 @@ def test_a_configured_proxy_is_believed_and_its_clients_are_throttled_apart(
     server_env: ServerEnv, tmp_path: Path
 ) -> None:
     settings = make_settings(
-        tmp_path, login_max_failures=MAX_FAILURES, trusted_proxies=["127.0.0.0/8"]
+        tmp_path, login_max_failures_per_address=MAX_FAILURES, trusted_proxies=["127.0.0.0/8"]
     )
     app = create_app(settings, database=server_env.database)
     with serving(app) as base:

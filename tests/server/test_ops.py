@@ -197,3 +197,26 @@ def test_postgres_url_options_are_kept_and_utc_added(pg_schema: str) -> None:
         assert conn.execute(text("SHOW search_path")).scalar() == pg_schema
         assert conn.execute(text("SHOW timezone")).scalar() == "UTC"
     engine.dispose()
+
+
+def test_cli_commands_take_data_dir_and_unlock_a_user(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "box-data")]
+    env = {
+        "SITEWATCH_DATA_DIR": str(tmp_path / "elsewhere"),
+        "SITEWATCH_ADMIN_PASSWORD": "pw-12345",
+    }
+    assert runner.invoke(cli_app, ["server", "init", *data], env=env).exit_code == 0
+    user = ["--username", "li", "--role", "reviewer", "--site", "s1", "--password", "pw-678910"]
+    made = runner.invoke(cli_app, ["server", "add-user", *user, *data], env=env)
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "box-data" / "sitewatch.db").exists()
+    assert not (tmp_path / "elsewhere").exists()  # --data-dir won over the environment
+    settings = load_settings(data_dir=tmp_path / "box-data", enable_ui=False)
+    app = create_app(settings)
+    for _ in range(settings.login_max_failures):
+        app.state.login_throttle.failed("user:li")
+    unlock = runner.invoke(cli_app, ["server", "unlock-user", "--username", "li", *data], env=env)
+    assert unlock.exit_code == 0 and "10 failed login(s) cleared" in unlock.output
+    missing = runner.invoke(cli_app, ["server", "unlock-user", "--username", "zz", *data], env=env)
+    assert missing.exit_code == 1 and "not found" in missing.output
