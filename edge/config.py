@@ -205,6 +205,9 @@ class ServerConnection(_Strict):
     device_token: str | None = None
     token_file: str | None = None
     timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+    #: Seconds between pulls of the zones the server manages for the site's cameras
+    #: (``GET /api/v1/site-config``); a heartbeat reply naming a newer version pulls at once.
+    zones_sync_interval_s: float = Field(default=30.0, gt=0.0, le=86400.0)
 
 
 class ClipConfig(_Strict):

@@ -20,6 +20,11 @@ class EdgeTuning(BaseSettings):
     retry_min_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=60.0, gt=0)
     heartbeat_s: float = Field(default=30.0, gt=0)
+    #: Each camera's current picture goes to the server this often (and when it asks).
+    picture_interval_s: float = Field(default=300.0, gt=0)
+    #: Longest side and JPEG quality of those pictures.
+    picture_max_side: int = Field(default=1280, ge=64, le=4096)
+    picture_quality: int = Field(default=80, ge=30, le=100)
     #: On SIGTERM, how long to keep uploading before leaving the rest in the outbox.
     shutdown_flush_s: float = Field(default=10.0, ge=0)
     clip_fps: float = Field(default=10.0, gt=0, le=30)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sitewatch.edge.clips import ClipRecorder
     from sitewatch.edge.faces.stage import FaceStage
     from sitewatch.edge.outbox import Outbox
+    from sitewatch.zones.config import CameraZones
 
 
 class EventSink(Protocol):
@@ -55,6 +56,10 @@ class EventMediaMaker:
         self._site, self._faces = site, faces
         self._blur = snapshot_blur(site, faces)
         self._annotator = FrameAnnotator(zones=camera.zones)
+
+    def set_zones(self, zones: CameraZones) -> None:
+        """Draw ``zones`` on the snapshots from now on (a live zones swap)."""
+        self._annotator = FrameAnnotator(zones=zones)
 
     def private(self, image: np.ndarray) -> np.ndarray:
         """``image`` with unknown faces blurred when faces and privacy are on."""

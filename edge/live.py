@@ -1,9 +1,11 @@
 """The live edge box: one process watching every camera of a site.
 
 Per camera a :class:`~sitewatch.edge.camera_worker.CameraWorker` (capture, clip ring,
-pipeline thread, outbox sink). One uploader pushes the outbox, one thread refreshes the
-metrics. A camera that fails only makes its own threads wait and retry. Tunables that do
-not belong in the site config are :class:`~sitewatch.edge.edge_tuning.EdgeTuning`.
+pipeline thread, outbox sink). One uploader pushes the outbox and sends heartbeats, one
+thread refreshes the metrics. With a server: the zones it manages are pulled and swapped
+into the cameras (:mod:`edge.site_zones`), and each camera's picture is sent
+(:mod:`edge.pictures`). A camera that fails only makes its own threads wait and retry.
+Tunables that do not belong in the site config are :class:`~sitewatch.edge.edge_tuning.EdgeTuning`.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sitewatch.contract.heartbeat import CameraStatus, Heartbeat
+from sitewatch.contract.heartbeat import CameraStatus, Heartbeat, HeartbeatReply
 from sitewatch.edge.alerts import BoxAlerts, make_alerts
 from sitewatch.edge.camera_worker import CameraWorker
 from sitewatch.edge.capture import CameraState
-from sitewatch.edge.config import SiteConfig
+from sitewatch.edge.config import CameraConfig, SiteConfig
 from sitewatch.edge.edge_tuning import EdgeTuning
 from sitewatch.edge.metrics import EdgeMetrics
 from sitewatch.edge.outbox import Outbox, OutboxItem
+from sitewatch.edge.pictures import PictureSender
 from sitewatch.edge.pipeline_factory import PipelineFactory, default_pipeline_factory
+from sitewatch.edge.site_zones import SITE_ZONES_NAME, ZonesSync, camera_zones
 from sitewatch.edge.uploader import Outcome, Uploader, UploadTuning, resolve_token
 
 if TYPE_CHECKING:
@@ -60,16 +64,53 @@ class EdgeRunner:
         self.alerts: BoxAlerts | None = make_alerts(site, config_path=config_path)
         #: Local + server face register (faces on), swapped into every camera's face stage.
         self.face_register = self._make_face_register()
+        #: The zones the server manages (with a server), from the kept file until a pull.
+        self.zones_sync = self._make_zones_sync()
         factory = pipeline_factory or default_pipeline_factory(config_path, self.face_register)
-        self.workers = [
-            CameraWorker(self, cam, factory(site, cam)) for cam in site.cameras if cam.enabled
-        ]
+        self.workers = [self._make_worker(cam, factory) for cam in site.cameras if cam.enabled]
+        if self.zones_sync is not None:
+            for worker in self.workers:
+                self.zones_sync.subscribe(worker.set_site_zones)
+        self.pictures: PictureSender | None = None
+        if self.uploader is not None:
+            uploader = self.uploader
+            self.pictures = PictureSender(
+                self.workers,
+                uploader.put_picture,
+                interval_s=self.tuning.picture_interval_s,
+                max_side=self.tuning.picture_max_side,
+                quality=self.tuning.picture_quality,
+                ready=lambda: uploader.last_heartbeat_ok is True,
+            )
         if self.face_register is not None:
             for worker in self.workers:
                 if worker.pipeline.faces is not None:
                     self.face_register.subscribe(worker.pipeline.faces.replace_register)
         self.metrics_port: int | None = None
         self._skipped_seen: dict[str, int] = {}
+
+    def _make_worker(self, camera: CameraConfig, factory: PipelineFactory) -> CameraWorker:
+        """A camera built with the server's zones when the kept version lists it."""
+        site_zones = self.zones_sync.zones if self.zones_sync is not None else None
+        zones, version = camera_zones(camera, site_zones)
+        effective = camera if version is None else camera.model_copy(update={"zones": zones})
+        if version is not None:
+            logger.info("camera %s: server zones v%d (kept)", camera.id, version)
+        return CameraWorker(
+            self, camera, factory(self.site, effective), zones=zones, zones_version=version
+        )
+
+    def _make_zones_sync(self) -> ZonesSync | None:
+        server = self.site.server
+        if server is None:
+            return None
+        return ZonesSync(
+            server.url,
+            resolve_token(server, config_path=self.config_path),
+            self.outbox.root / SITE_ZONES_NAME,
+            interval_s=server.zones_sync_interval_s,
+            timeout_s=server.timeout_s,
+        )
 
     def _make_face_register(self) -> SiteRegister | None:
         """Faces on: the local register, plus the server's (synced) when there is a server."""
@@ -121,7 +162,15 @@ class EdgeRunner:
             ),
             heartbeat_body=self.heartbeat_body,
             on_result=self._on_upload,
+            on_heartbeat_reply=self._on_heartbeat_reply,
         )
+
+    def _on_heartbeat_reply(self, reply: HeartbeatReply) -> None:
+        """Pull the zones when the server has another version; send wanted pictures."""
+        if self.zones_sync is not None:
+            self.zones_sync.note_server_version(reply.site_config_version)
+        if self.pictures is not None and reply.pictures_wanted:
+            self.pictures.want(reply.pictures_wanted)
 
     def start(self) -> None:
         logger.info(
@@ -140,12 +189,16 @@ class EdgeRunner:
             )
         if self.face_register is not None:
             self.face_register.start()  # first sync before the cameras; a failure is logged
+        if self.zones_sync is not None:
+            self.zones_sync.start()  # first pull before the cameras; a failure is logged
         if self.alerts is not None:
             self.alerts.start()  # connects in the background
         for worker in self.workers:
             worker.start()
         if self.uploader is not None:
             self.uploader.start()
+        if self.pictures is not None:
+            self.pictures.start()
 
     def run(self) -> None:
         """Start, then refresh metrics until ``stop()`` (call from the main thread)."""
@@ -162,6 +215,10 @@ class EdgeRunner:
         logger.info("edge stopping: finishing clips, flushing the outbox")
         if self.face_register is not None:
             self.face_register.stop(timeout_s=self._sync_timeout_s() + 1.0)
+        if self.zones_sync is not None:
+            self.zones_sync.stop(timeout_s=self._sync_timeout_s() + 1.0)
+        if self.pictures is not None:
+            self.pictures.stop(timeout_s=self._sync_timeout_s() + 1.0)
         for worker in self.workers:
             worker.shutdown(timeout_s=5.0)
         if self.alerts is not None:
@@ -193,11 +250,31 @@ class EdgeRunner:
     def heartbeat_body(self) -> dict[str, Any]:
         from sitewatch import __version__
 
-        cameras = [
-            CameraStatus(camera_id=s.camera_id, online=s.online, since=s.since, fps=round(s.fps, 2))
-            for s in self.camera_states()
-        ]
-        heartbeat = Heartbeat(cameras=cameras, queue_depth=self.outbox.depth(), version=__version__)
+        cameras = []
+        for worker in self.workers:
+            state = worker.capture.state
+            width, height = worker.frame_wh or (None, None)
+            cameras.append(
+                CameraStatus(
+                    camera_id=state.camera_id,
+                    online=state.online,
+                    since=state.since,
+                    fps=round(state.fps, 2),
+                    name=worker.camera.name,
+                    width=width,
+                    height=height,
+                    last_frame_at=worker.last_frame_at,
+                    zones_version=worker.zones_version,
+                    yaml_zones=worker.camera.zones.model_dump(mode="json", exclude_none=True),
+                )
+            )
+        heartbeat = Heartbeat(
+            cameras=cameras,
+            queue_depth=self.outbox.depth(),
+            version=__version__,
+            site_name=self.site.site.name,
+            site_config_version=self.zones_sync.version if self.zones_sync is not None else None,
+        )
         return heartbeat.model_dump(mode="json")
 
     def refresh_metrics(self) -> None:

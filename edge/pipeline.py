@@ -26,6 +26,7 @@ from sitewatch.edge.detector_pool import FrameDetector
 from sitewatch.edge.faces.stage import FaceStage
 from sitewatch.edge.rules.engine import PartyMemberIds, RuleEngine
 from sitewatch.edge.tracking import PersonTracker, subset
+from sitewatch.zones.config import CameraZones
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,12 @@ class CameraPipeline:
     def finish(self, now: datetime) -> list[Event]:
         """End every open event (end of a video, camera removed, shutdown)."""
         return self.rules.finish(now)
+
+    def replace_zones(self, zones: CameraZones, now: datetime) -> list[Event]:
+        """Judge with ``zones`` from the next frame on (see RuleEngine.replace_zones); call
+        it between two frames, from the thread that calls ``process``."""
+        self.camera = self.camera.model_copy(update={"zones": zones})
+        return self.rules.replace_zones(zones, now)
 
     def _seconds(self, now: datetime) -> float:
         if self._origin is None:

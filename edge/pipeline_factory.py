@@ -12,6 +12,7 @@ import numpy as np
 from sitewatch.contract.events import Event
 from sitewatch.edge.config import CameraConfig, SiteConfig
 from sitewatch.edge.pipeline import CameraPipeline, FrameResult
+from sitewatch.zones.config import CameraZones
 
 if TYPE_CHECKING:
     from sitewatch.edge.faces.site_register import SiteRegister
@@ -27,6 +28,8 @@ class Pipeline(Protocol):
     def process(self, frame_bgr: np.ndarray, now: datetime) -> FrameResult: ...
 
     def finish(self, now: datetime) -> list[Event]: ...
+
+    def replace_zones(self, zones: CameraZones, now: datetime) -> list[Event]: ...
 
 
 PipelineFactory = Callable[[SiteConfig, CameraConfig], Pipeline]

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from sitewatch.contract.heartbeat import HeartbeatReply
 from sitewatch.edge.config import ServerConnection, resolve_path
 from sitewatch.edge.errors import SitewatchError
 from sitewatch.edge.outbox import Outbox, OutboxItem
@@ -88,18 +90,24 @@ class Uploader:
         tuning: UploadTuning | None = None,
         heartbeat_body: Callable[[], dict[str, Any]] | None = None,
         on_result: Callable[[OutboxItem, str], None] | None = None,
+        on_heartbeat_reply: Callable[[HeartbeatReply], None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.outbox = outbox
         self.tuning = tuning or UploadTuning()
         self._heartbeat_body = heartbeat_body
         self._on_result = on_result
+        self._on_heartbeat_reply = on_heartbeat_reply
         self._stop = threading.Event()
         headers = {"Authorization": f"Bearer {token}"}
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
         )
         self._beat_client = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+        )
+        #: Camera pictures (edge.pictures): their own connection, never behind the queue.
+        self._picture_client = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
         )
         self._threads = [
@@ -119,6 +127,7 @@ class Uploader:
                 thread.join(timeout_s)
         self._client.close()
         self._beat_client.close()
+        self._picture_client.close()
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty (True) or ``timeout_s`` passed (False)."""
@@ -212,7 +221,47 @@ class Uploader:
             logger.info("heartbeat failed: %s", exc)
             ok = False
         self.last_heartbeat_ok = ok
+        if ok and response.status_code == 200 and self._on_heartbeat_reply is not None:
+            self._handle_reply(response)
         return ok
+
+    def _handle_reply(self, response: httpx.Response) -> None:
+        """The server's answer (HeartbeatReply): its zones version, the pictures it wants."""
+        try:
+            reply = HeartbeatReply.model_validate_json(response.content)
+        except ValidationError as exc:  # an older server answers 204 or {}: nothing to do
+            logger.info("heartbeat reply not understood: %s", str(exc)[:200])
+            return
+        assert self._on_heartbeat_reply is not None
+        try:
+            self._on_heartbeat_reply(reply)
+        except Exception:
+            logger.exception("handling the heartbeat reply failed")
+
+    # ---- camera pictures -----------------------------------------------------------------
+
+    def put_picture(self, camera_id: str, jpeg: bytes, persons_json: str | None = None) -> bool:
+        """PUT a camera's current picture (with its people, JSON of normalised boxes);
+        True when the server took it. Never raises and never retries: a lost picture is
+        followed by the next one."""
+        files = {"file": (f"{camera_id}.jpg", jpeg, "image/jpeg")}
+        data = {"persons": persons_json} if persons_json is not None else None
+        try:
+            response = self._picture_client.put(
+                f"/api/v1/cameras/{camera_id}/picture", files=files, data=data
+            )
+        except (httpx.TransportError, OSError) as exc:
+            logger.info("picture of camera %s not sent: %s", camera_id, exc)
+            return False
+        if not response.is_success:
+            logger.info(
+                "picture of camera %s refused: %d %s",
+                camera_id,
+                response.status_code,
+                _server_detail(response),
+            )
+            return False
+        return True
 
 
 def _server_detail(response: httpx.Response, limit: int = 500) -> str:

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 from rich.console import Console
 
@@ -17,28 +14,9 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # error lines keep paths whole
 
 
-@config_app.command("check")
-def config_check(
-    files: Annotated[list[Path], typer.Argument(help="Site YAML files to check.")],
-) -> None:
-    """Validate site config files without running anything; exit 1 if any is broken."""
-    from rich.markup import escape
+from sitewatch.commands.config import config_check as _config_check  # noqa: E402
 
-    from sitewatch.edge.config import ConfigError, load_config
-
-    failed = False
-    for path in files:
-        try:
-            config = load_config(path)
-        except ConfigError as exc:
-            failed = True
-            err_console.print(f"[red]✗[/red] {escape(str(exc))}")
-            continue
-        console.print(
-            f"[green]✓[/green] {path}: site {config.site.id!r}, {len(config.cameras)} camera(s)"
-        )
-    raise typer.Exit(1 if failed else 0)
-
+config_app.command("check")(_config_check)
 
 from sitewatch.commands.replay import replay as _replay  # noqa: E402
 

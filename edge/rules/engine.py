@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sitewatch.contract.events import Event
+from sitewatch.contract.events import Event, RuleKind
 from sitewatch.edge.config import CameraConfig, SiteConfig
 from sitewatch.edge.detections import Detections
 from sitewatch.edge.rules.base import EventContext, Rule
@@ -25,6 +25,7 @@ from sitewatch.edge.rules.party_member_helmet import PartyMemberHelmetRule
 from sitewatch.edge.rules.person import PersonRule
 from sitewatch.edge.rules.post_unattended import PostUnattendedRule
 from sitewatch.edge.rules.restricted_zone import RestrictedZoneRule
+from sitewatch.zones.config import CameraZones
 from sitewatch.zones.geometry import CameraGeometry
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class RuleEngine:
         self.site = site
         self.camera = camera
         self.geometry = CameraGeometry(camera.zones)
-        self.rules = _build_rules(site, camera, self.geometry, _as_callable(party_member_ids))
+        self._party_member_ids = _as_callable(party_member_ids)
+        self.rules = _build_rules(site, camera, self.geometry, self._party_member_ids)
         self._last_now: datetime | None = None
         logger.info(
             "camera %s: rules %s", camera.id, ", ".join(r.kind.value for r in self.rules) or "none"
@@ -70,6 +72,43 @@ class RuleEngine:
             events.extend(rule.finish(now))
         return events
 
+    def replace_zones(self, zones: CameraZones, now: datetime) -> list[Event]:
+        """Judge with ``zones`` from now on (between two frames; a live zones sync).
+
+        The zone rules whose zones changed (restricted polygons, fall-risk edges, posts;
+        the calibration counts for all three) end their open events first (returned, to
+        be sent) and are rebuilt with the new geometry; zone rules whose zones did not
+        change keep their state, and so do the other rules (no_helmet, person,
+        party_member_helmet): their events go on untouched.
+        """
+        events = self._check_time(now)
+        old_zones = self.camera.zones
+        camera = self.camera.model_copy(update={"zones": zones})
+        geometry = CameraGeometry(zones)
+        fresh = _build_rules(self.site, camera, geometry, self._party_member_ids)
+        old = {rule.kind: rule for rule in self.rules}
+        changed = {
+            kind
+            for kind, parts in _ZONE_PARTS.items()
+            if _parts(old_zones, parts) != _parts(zones, parts)
+        }
+        for kind in changed:
+            if kind in old:
+                events.extend(old[kind].finish(now))
+        rules: list[Rule] = []
+        for rule in fresh:
+            kept = old.get(rule.kind)
+            rules.append(kept if kept is not None and rule.kind not in changed else rule)
+        self.camera, self.geometry, self.rules = camera, geometry, rules
+        if changed:
+            logger.info(
+                "camera %s: zones changed (%s); rules now %s",
+                camera.id,
+                ", ".join(sorted(k.value for k in changed)),
+                ", ".join(r.kind.value for r in rules) or "none",
+            )
+        return events
+
     def _check_time(self, now: datetime) -> list[Event]:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError(f"RuleEngine needs timezone-aware times, got {now!r}")
@@ -85,6 +124,19 @@ class RuleEngine:
                 events.extend(rule.finish(now))
         self._last_now = now
         return events
+
+
+#: The parts of a camera's zones each zone rule judges with.
+_ZONE_PARTS: dict[RuleKind, tuple[str, ...]] = {
+    RuleKind.RESTRICTED_ZONE: ("restricted", "calibration"),
+    RuleKind.FALL_EDGE: ("edges", "calibration"),
+    RuleKind.POST_UNATTENDED: ("posts", "calibration"),
+}
+
+
+def _parts(zones: CameraZones, parts: tuple[str, ...]) -> list[object]:
+    dumped = zones.model_dump(mode="json")
+    return [dumped.get(part) for part in parts]
 
 
 def _as_callable(ids: PartyMemberIds) -> Callable[[], set[str]]:

@@ -45,7 +45,14 @@ def run(
 
     Environment (SITEWATCH_EDGE_*): OPEN_TIMEOUT_S, READ_TIMEOUT_S, RECONNECT_MIN_S,
     RECONNECT_MAX_S, RETRY_MIN_S, RETRY_MAX_S, HEARTBEAT_S, SHUTDOWN_FLUSH_S, CLIP_FPS,
-    CLIP_MAX_WIDTH, RING_MAX_BYTES, ENCODER_THREADS, METRICS_PORT, METRICS_HOST.
+    CLIP_MAX_WIDTH, RING_MAX_BYTES, ENCODER_THREADS, METRICS_PORT, METRICS_HOST,
+    PICTURE_INTERVAL_S (each camera's picture to the server, default 300),
+    PICTURE_MAX_SIDE (1280), PICTURE_QUALITY (80).
+
+    With a server, the zones it manages are pulled every server.zones_sync_interval_s
+    (default 30) and at once when a heartbeat says there is a newer version, kept in
+    <outbox>/site-zones.json (used at start, also offline) and swapped into the running
+    cameras between two frames.
     """
     from sitewatch.edge.config import ConfigError, load_config
     from sitewatch.edge.detector import ModelError

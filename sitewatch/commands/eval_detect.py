@@ -170,9 +170,7 @@ def eval_detect(
     ] = False,
     input_size: Annotated[
         int | None,
-        typer.Option(
-            help="Model input long side (default: the config's, else the training size)."
-        ),
+        typer.Option(help="Model input long side (default: the config's, else the training size)."),
     ] = None,
     confidence: Annotated[float, typer.Option(help="Detector threshold for AP.")] = 0.001,
     orange_helmets: Annotated[
