@@ -51,6 +51,15 @@ class ContentKind:
 JPEG = ContentKind("image/jpeg", "jpg")
 PNG = ContentKind("image/png", "png")
 MP4 = ContentKind("video/mp4", "mp4")
+#: HEIC and other HEIF still images (phones' photos); only evidence accepts them, and the
+#: server stores them converted to JPEG.
+HEIF = ContentKind("image/heif", "heif")
+
+#: Major brands (``ftyp``) of HEIF still images: HEIC (HEVC-coded) and generic HEIF.
+#: MP4 files start with an ``ftyp`` box too; its brand tells the two apart.
+HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
 
 
 def sniff(head: bytes) -> ContentKind | None:
@@ -60,7 +69,7 @@ def sniff(head: bytes) -> ContentKind | None:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return PNG
     if len(head) >= 12 and head[4:8] == b"ftyp":
-        return MP4
+        return HEIF if head[8:12] in HEIF_BRANDS else MP4
     return None
 
 

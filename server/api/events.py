@@ -66,6 +66,7 @@ def post_verdict(
         verdict=verdict.verdict,
         reason=verdict.reason,
         note=verdict.note,
+        correction=verdict.correction,
     )
     return event_out(row)
 

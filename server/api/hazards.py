@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
+from pydantic import BaseModel
 
 from sitewatch.server.api.deps import CurrentUser, DbSession, SettingsDep, StoreDep
 from sitewatch.server.api.schemas import AssignIn, AuditOut, DecisionIn, HazardOut
 from sitewatch.server.db.models import Hazard, HazardStatus, MediaKind
 from sitewatch.server.services import audit, hazards
+from sitewatch.server.services.access import require_site
 from sitewatch.server.services.media import receive_media
 
 router = APIRouter(prefix="/api/v1", tags=["hazards"])
@@ -31,9 +33,13 @@ def list_hazards(
     site_id: Annotated[str | None, Query(max_length=64)] = None,
     status: HazardStatus | None = None,
     overdue: bool = False,
+    mine: bool = False,
 ) -> list[HazardOut]:
-    """Rectifications the user may see, earliest deadline first."""
-    rows = hazards.list_hazards(db, user=user, site_id=site_id, status=status, overdue_only=overdue)
+    """Rectifications the user may see (``mine``: assigned to them), earliest deadline
+    first."""
+    rows = hazards.list_hazards(
+        db, user=user, site_id=site_id, status=status, overdue_only=overdue, mine=mine
+    )
     return [hazard_out(h) for h in rows]
 
 
@@ -52,6 +58,7 @@ def assign(
         user=user,
         event_id=event_id,
         responsible=body.responsible,
+        responsible_user_id=body.responsible_user_id,
         deadline=body.deadline,
         note=body.note,
         alerts=settings.alert_policy,
@@ -66,7 +73,10 @@ def assign(
 )
 def submit_evidence(
     event_id: uuid.UUID,
-    file: Annotated[UploadFile, File(description="JPEG photo of the fixed hazard")],
+    file: Annotated[
+        UploadFile,
+        File(description="Photo of the fixed hazard: JPEG, PNG or HEIC (stored as JPEG)"),
+    ],
     user: CurrentUser,
     db: DbSession,
     store: StoreDep,
@@ -115,3 +125,24 @@ def audit_log(
         db, user=user, object_type=object_type, object_id=object_id, limit=limit
     )
     return [AuditOut.model_validate(e) for e in entries]
+
+
+class CandidateOut(BaseModel):
+    id: int
+    username: str
+    display_name: str | None
+    role: str
+
+
+@router.get(
+    "/sites/{site_id}/responsible-candidates",
+    response_model=list[CandidateOut],
+    responses=ERRORS,
+)
+def responsible_candidates(site_id: str, user: CurrentUser, db: DbSession) -> list[CandidateOut]:
+    """The site's users a rectification can be assigned to (rectifiers first)."""
+    require_site(user, site_id, f"site {site_id!r}")
+    return [
+        CandidateOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role)
+        for u in hazards.responsible_candidates(db, site_id)
+    ]

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sitewatch.contract.ids import Identifier
 from sitewatch.server.db.models import (
@@ -58,6 +58,7 @@ class HazardOut(Public):
     event_id: uuid.UUID
     site_id: str
     responsible: str
+    responsible_user_id: int | None = None
     deadline: datetime
     status: HazardStatus
     note: str | None
@@ -93,6 +94,10 @@ class EventOut(Public):
     distance: float | None
     distance_unit: str | None
     message: str | None
+    #: The server zones version the camera judged with (None: the box's YAML zones).
+    zones_version: int | None = None
+    #: The person's boxes over the clip: [seconds from started_at, x1, y1, x2, y2].
+    track_boxes: list[list[float]] | None = None
     received_at: datetime
     review_status: ReviewStatus
     dismiss_reason: DismissReason | None
@@ -115,14 +120,25 @@ class VerdictIn(BaseModel):
     verdict: ReviewStatus
     reason: DismissReason | None = None
     note: str | None = Text
+    #: Why a verdict already given is changed (admins only; required then).
+    correction: str | None = Field(default=None, max_length=2000)
 
 
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    responsible: str = Field(min_length=1, max_length=200)
+    #: One of the site's users (GET /api/v1/sites/<id>/responsible-candidates) ...
+    responsible_user_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    #: ... or the name of someone without an account.
+    responsible: str | None = Field(default=None, min_length=1, max_length=200)
     deadline: datetime
     note: str | None = Text
+
+    @model_validator(mode="after")
+    def _someone(self) -> AssignIn:
+        if self.responsible_user_id is None and not self.responsible:
+            raise ValueError("give responsible_user_id (a user of the site) or responsible")
+        return self
 
 
 class DecisionIn(BaseModel):

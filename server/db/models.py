@@ -43,6 +43,9 @@ class Role(StrEnum):
     ADMIN = "admin"
     REVIEWER = "reviewer"
     VIEWER = "viewer"
+    #: 整改责任人: sees the hazards assigned to them and uploads their evidence; judges
+    #: nothing (no verdicts, assignments or acceptance).
+    RECTIFIER = "rectifier"
 
 
 class EventStatus(StrEnum):
@@ -100,6 +103,8 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: IANA zone of the site (alert hours are read in it); None: the server's timezone.
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: Evidence must be accepted by another user than the one who uploaded it.
+    accept_by_other: Mapped[bool] = mapped_column(default=True)
 
 
 class User(Base):
@@ -234,6 +239,11 @@ class Hazard(Base):
     )
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
     responsible: Mapped[str] = mapped_column(String(200))
+    #: The site's user who rectifies (a rectifier, reviewer or admin); ``responsible``
+    #: holds their name as it was at the assignment.
+    responsible_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[HazardStatus] = mapped_column(_enum(HazardStatus), index=True)
     note: Mapped[str | None] = mapped_column(Text)

@@ -20,6 +20,7 @@ from sitewatch.server.db.models import (
     EventRecord,
     EventStatus,
     ReviewStatus,
+    Role,
     User,
 )
 from sitewatch.server.db.types import as_utc, utcnow
@@ -329,17 +330,49 @@ def set_verdict(
     verdict: ReviewStatus,
     reason: DismissReason | None = None,
     note: str | None = None,
+    correction: str | None = None,
 ) -> EventRecord:
-    """Confirm an event as a hazard or dismiss it as a false alarm (with a reason)."""
+    """Confirm an event as a hazard or dismiss it as a false alarm (with a reason).
+
+    A verdict once given is changed only by an admin, with the reason for the
+    correction (audit action ``event.verdict_correct``); a correction away from
+    "confirmed" ends the event's rectification, which the audit log keeps."""
     row = get_event(db, user=user, event_id=event_id)
     require_reviewer(user)
     if verdict == ReviewStatus.DISMISSED and reason is None:
         raise Invalid("a dismissed event needs a reason")
     if verdict != ReviewStatus.DISMISSED and reason is not None:
         raise Invalid("only a dismissed event takes a reason")
-    if row.hazard is not None and verdict != ReviewStatus.CONFIRMED:
-        raise Conflict(f"event {event_id} has a rectification under way; it stays confirmed")
     previous = row.review_status
+    correcting = previous != ReviewStatus.PENDING and (
+        verdict != previous or reason != row.dismiss_reason
+    )
+    correction = text(correction, "correction")
+    if correcting:
+        if user.role != Role.ADMIN:
+            raise Forbidden(
+                f"event {event_id} is {previous.value} already: only an admin can correct "
+                "a verdict, with a reason"
+            )
+        if not (correction and correction.strip()):
+            raise Invalid("a corrected verdict needs the reason for the correction")
+    elif correction:
+        raise Invalid("a correction reason goes only with a changed verdict")
+    if row.hazard is not None and verdict != ReviewStatus.CONFIRMED:
+        if not correcting:
+            raise Conflict(f"event {event_id} has a rectification under way; it stays confirmed")
+        ended = row.hazard
+        audit.record(
+            db,
+            actor=user,
+            action="hazard.removed",
+            object_type="hazard",
+            object_id=str(event_id),
+            site_id=row.site_id,
+            details={"status": ended.status.value, "why": correction},
+        )
+        db.delete(ended)
+        row.hazard = None
     row.review_status = verdict
     row.dismiss_reason = reason
     row.review_note = text(note, "note")
@@ -348,7 +381,7 @@ def set_verdict(
     audit.record(
         db,
         actor=user,
-        action="event.verdict",
+        action="event.verdict_correct" if correcting else "event.verdict",
         object_type="event",
         object_id=str(event_id),
         site_id=row.site_id,
@@ -357,6 +390,7 @@ def set_verdict(
             "to": verdict.value,
             "reason": reason.value if reason else None,
             "note": note,
+            **({"correction": correction} if correcting else {}),
         },
     )
     db.commit()

@@ -2,12 +2,15 @@
 
 An upload is checked by size and magic bytes while it is received, then by content
 (:mod:`server.media_checks`: images decoded within a pixel limit read from their header,
-clips probed as H.264). A device upload whose content is bad keeps its event: the media
-row records the problem (and no bytes), and the device gets a 422 saying what is wrong.
+clips probed as H.264); evidence photos (JPEG, PNG, HEIC) are stored as upright JPEGs,
+converted on the server (:data:`CONVERTED_KINDS`). A device upload whose content is bad
+keeps its event: the media row records the problem (and no bytes), and the device gets
+a 422 saying what is wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -28,6 +31,7 @@ from sitewatch.server.db.models import (
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.faults import require_free_space
 from sitewatch.server.media import (
+    HEIF,
     JPEG,
     MP4,
     PNG,
@@ -36,7 +40,13 @@ from sitewatch.server.media import (
     ReceivedFile,
     receive_upload,
 )
-from sitewatch.server.media_checks import MediaLimits, MediaProblem, check_clip, check_image
+from sitewatch.server.media_checks import (
+    MediaLimits,
+    MediaProblem,
+    check_clip,
+    check_image,
+    check_photo,
+)
 from sitewatch.server.services.errors import Forbidden, NotFound, ServiceError
 from sitewatch.server.services.events import get_event
 from sitewatch.server.settings import Settings
@@ -49,10 +59,14 @@ ALLOWED_CONTENT: dict[MediaKind, tuple[ContentKind, ...]] = {
     MediaKind.SNAPSHOT_CLEAN: (JPEG,),
     MediaKind.FACE: (JPEG,),
     MediaKind.CLIP: (MP4,),
-    MediaKind.EVIDENCE: (JPEG,),
+    # phones' photos; PNG and HEIC are stored converted to JPEG (:func:`receive_media`)
+    MediaKind.EVIDENCE: (JPEG, PNG, HEIF),
 }
+#: Kinds whose photos are stored as upright JPEGs without EXIF (a JPEG only when its
+#: EXIF orientation turns it; otherwise it is kept byte for byte).
+CONVERTED_KINDS = frozenset({MediaKind.EVIDENCE})
 #: Pillow's name of each image kind (the content check decodes with it).
-_IMAGE_FORMATS: dict[ContentKind, str] = {JPEG: "JPEG", PNG: "PNG"}
+_IMAGE_FORMATS: dict[ContentKind, str] = {JPEG: "JPEG", PNG: "PNG", HEIF: "HEIF"}
 
 
 class MediaRefused(ServiceError):
@@ -114,11 +128,56 @@ def receive_media(
         what=what,
     )
     try:
+        if kind in CONVERTED_KINDS and received.kind != MP4:
+            return _as_upright_jpeg(received, media_limits(settings), what)
         problem = check_received(received, media_limits(settings), what)
     except BaseException:
         received.path.unlink(missing_ok=True)
         raise
     return replace(received, checked=True, problem=problem)
+
+
+def _as_upright_jpeg(received: ReceivedFile, limits: MediaLimits, what: str) -> ReceivedFile:
+    """``received`` checked, and converted to an upright JPEG without EXIF unless it is
+    a JPEG upright already (:func:`media_checks.check_photo`); the converted file
+    replaces the upload (its size, hash and kind are the JPEG's)."""
+    target = received.path.with_name(received.path.name.removesuffix(".part") + "-jpg.part")
+    try:
+        info = check_photo(
+            received.path,
+            target,
+            limits=limits,
+            formats=(_IMAGE_FORMATS[received.kind],),
+            what=what,
+        )
+    except MediaProblem as problem:
+        target.unlink(missing_ok=True)
+        return replace(received, checked=True, problem=problem)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if not info.converted:
+        return replace(received, checked=True)
+    try:
+        digest = hashlib.sha256()
+        with target.open("rb") as jpeg:
+            while chunk := jpeg.read(1024 * 1024):
+                digest.update(chunk)
+        size = target.stat().st_size
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    received.path.unlink(missing_ok=True)
+    logger.info("%s: %s of %d x %d stored as JPEG", what, info.format, info.width, info.height)
+    return replace(
+        received,
+        path=target,
+        size_bytes=size,
+        sha256=digest.hexdigest(),
+        kind=JPEG,
+        checked=True,
+        problem=None,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from sitewatch.server.app import create_app
@@ -239,3 +239,15 @@ def mp4_bytes() -> bytes:
     buffer = io.BytesIO()
     write_clip(buffer)
     return buffer.getvalue()
+
+
+def let_deadline_pass(database: Database, event_id: str, *, days_ago: float = 2.0) -> None:
+    """Move a hazard's deadline into the past, as if time had passed (nobody may set a
+    deadline in the past)."""
+    from sitewatch.server.db.models import Hazard
+
+    with database.session() as db:
+        hazard = db.scalar(select(Hazard).where(Hazard.event_id == uuid.UUID(event_id)))
+        assert hazard is not None, f"event {event_id} has no hazard"
+        hazard.deadline = datetime.now(UTC) - timedelta(days=days_ago)
+        db.commit()

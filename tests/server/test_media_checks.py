@@ -189,7 +189,7 @@ def _upload_bomb(env: ServerEnv, route: str, bomb: bytes) -> Any:
         )
     _device, url = _device_event(env)
     assert reviewer.post(f"{url}/verdict", json={"verdict": "confirmed"}).status_code == 200
-    assign = {"responsible": "Foreman Li", "deadline": "2026-05-03T00:00:00Z"}
+    assign = {"responsible": "Foreman Li", "deadline": "2099-05-03T00:00:00Z"}
     assert reviewer.post(f"{url}/hazard", json=assign).status_code == 200
     answer = reviewer.post(
         f"{url}/hazard/evidence", files={"file": ("fixed.jpg", bomb, "image/jpeg")}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from sitewatch.server.db.models import Role
 from sitewatch.server.services.retention import apply_retention
-from tests.server.conftest import ServerEnv, event_json, post_event
+from tests.server.conftest import ServerEnv, event_json, let_deadline_pass, post_event
 
 
 def _ingest(env: ServerEnv, specs: list[dict[str, object]]) -> list[str]:
@@ -80,18 +80,21 @@ def test_dashboard_numbers(server_env: ServerEnv, jpeg_bytes: bytes) -> None:
     admin.post(f"/api/v1/events/{ids[3]}/verdict", json={"verdict": "dismissed", "reason": "other"})
     admin.post(
         f"/api/v1/events/{ids[0]}/hazard",
-        json={"responsible": "A", "deadline": "2020-01-01T00:00:00Z"},
+        json={"responsible": "A", "deadline": "2099-01-01T00:00:00Z"},
     )
+    let_deadline_pass(server_env.database, ids[0])
     admin.post(
         f"/api/v1/events/{ids[1]}/hazard",
         json={"responsible": "B", "deadline": "2099-01-01T00:00:00Z"},
     )
 
     done = f"/api/v1/events/{ids[2]}/hazard"
-    admin.post(done, json={"responsible": "C", "deadline": "2020-01-01T00:00:00Z"})
+    admin.post(done, json={"responsible": "C", "deadline": "2099-01-01T00:00:00Z"})
     photo = {"file": ("fixed.jpg", jpeg_bytes, "image/jpeg")}
-    assert admin.post(f"{done}/evidence", files=photo).status_code == 200
+    site_reviewer = server_env.user("rev", Role.REVIEWER, ["site-a"])
+    assert site_reviewer.post(f"{done}/evidence", files=photo).status_code == 200
     assert admin.post(f"{done}/accept", json={}).status_code == 200
+    let_deadline_pass(server_env.database, ids[2])  # accepted in time, then the day passed
 
     data = admin.get("/api/v1/dashboard", params={"tz": "UTC"}).json()
     days = {(d["site_id"], d["day"]): d for d in data["days"]}

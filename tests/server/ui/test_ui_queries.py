@@ -73,12 +73,18 @@ def test_hazard_state_and_overdue_filters(server_env: ServerEnv) -> None:
         user = _reviewer(db)
         for name in ("open", "late"):
             events.set_verdict(db, user=user, event_id=ids[name], verdict=ReviewStatus.CONFIRMED)
-        hazards.assign_hazard(
-            db, user=user, event_id=ids["open"], responsible="a", deadline=NOW + timedelta(1)
-        )
-        hazards.assign_hazard(
-            db, user=user, event_id=ids["late"], responsible="b", deadline=NOW - timedelta(1)
-        )
+        # Assigned with deadlines ahead of the real clock, then moved around the test's NOW
+        # (a deadline in the past cannot be given).
+        ahead = datetime.now(UTC) + timedelta(days=1)
+        for name, who, deadline in (
+            ("open", "a", NOW + timedelta(1)),
+            ("late", "b", NOW - timedelta(1)),
+        ):
+            hazard = hazards.assign_hazard(
+                db, user=user, event_id=ids[name], responsible=who, deadline=ahead
+            )
+            hazard.deadline = deadline
+        db.commit()
     everything = {ids[n] for n in ("open", "late", "party_1", "party_2")}
     assert _ids(server_env) == everything  # never site-b's event
     assert _ids(server_env, status="overdue") == {ids["late"]}

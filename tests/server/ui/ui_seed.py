@@ -68,6 +68,8 @@ def seed_accounts(app: Any) -> dict[str, str]:
             ("rev-a", Role.REVIEWER, "site-a"),
             ("view-a", Role.VIEWER, "site-a"),
             ("rev-b", Role.REVIEWER, "site-b"),
+            # accepts evidence others uploaded (nobody accepts their own, by default)
+            ("lead-a", Role.REVIEWER, "site-a"),
         ):
             admin.create_user(
                 db, actor=None, username=username, password=PASSWORD, role=role, site_ids=[site]
@@ -117,7 +119,8 @@ def seed_events(client: httpx.Client, tokens: dict[str, str], media: dict[str, P
 
 
 def make_overdue(app: Any, event_id: uuid.UUID) -> None:
-    """Confirm an event and give it a deadline in the past, through the core's services."""
+    """Confirm an event and assign it through the core's services, then let its deadline
+    pass (moved two days into the past in the database: a deadline cannot be set there)."""
     from sqlalchemy import select
 
     from sitewatch.server.db.models import ReviewStatus, User
@@ -132,8 +135,12 @@ def make_overdue(app: Any, event_id: uuid.UUID) -> None:
             user=reviewer,
             event_id=event_id,
             responsible="张工",
-            deadline=datetime.now(UTC) - timedelta(days=2),
+            deadline=datetime.now(UTC) + timedelta(days=1),
         )
+        hazard = events.get_event(db, user=reviewer, event_id=event_id).hazard
+        assert hazard is not None
+        hazard.deadline = datetime.now(UTC) - timedelta(days=2)
+        db.commit()
 
 
 def login(browser: Any, base_url: str, username: str, lang: str = "zh") -> Any:
