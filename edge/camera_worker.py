@@ -187,6 +187,10 @@ class CameraWorker:
         metrics.inference_s.labels(self.camera.id).observe(time.perf_counter() - started)
         for stage, seconds in result.timings_s.items():
             metrics.stage_s.labels(self.camera.id, stage).observe(seconds)
+        if result.gated:
+            metrics.frames_gated.labels(self.camera.id).inc()
+        else:
+            metrics.model_calls.labels(self.camera.id).inc()
         self._count_detect()
         for event in result.events:
             self.handle_event(event, image, result.persons, frame.captured_at)

@@ -9,6 +9,8 @@ Each runner has its own registry (tests run several in one process). Names::
     sitewatch_edge_inference_seconds{camera}        histogram of pipeline.process time
     sitewatch_edge_stage_seconds{camera,stage}      the same split by pipeline stage
     sitewatch_edge_frames_skipped_total{camera}     frames replaced by a newer one unprocessed
+    sitewatch_edge_frames_gated_total{camera}       processed without a model call (no motion)
+    sitewatch_edge_model_calls_total{camera}        processed with a model call
     sitewatch_edge_reconnects_total{camera}
     sitewatch_edge_events_total{camera,rule,phase}
     sitewatch_edge_outbox_items / _outbox_bytes     queue depth and its size on disk
@@ -70,6 +72,18 @@ class EdgeMetrics:
         self.frames_skipped = Counter(
             "sitewatch_edge_frames_skipped_total",
             "Frames replaced by a newer one before processing",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_gated = Counter(
+            "sitewatch_edge_frames_gated_total",
+            "Frames processed without a model call: no motion (site.motion)",
+            ["camera"],
+            registry=r,
+        )
+        self.model_calls = Counter(
+            "sitewatch_edge_model_calls_total",
+            "Frames processed with a model call",
             ["camera"],
             registry=r,
         )

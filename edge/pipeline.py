@@ -21,9 +21,10 @@ import numpy as np
 from sitewatch.contract.events import Event
 from sitewatch.edge.attributes import HelmetAttributes
 from sitewatch.edge.config import CameraConfig, SiteConfig
-from sitewatch.edge.detections import CLASS_NAME, HEAD, HELMET, Detections
+from sitewatch.edge.detections import CLASS_NAME, HEAD, HELMET, PERSON, Detections
 from sitewatch.edge.detector_pool import FrameDetector
 from sitewatch.edge.faces.stage import FaceStage
+from sitewatch.edge.motion import MotionGate
 from sitewatch.edge.rules.engine import PartyMemberIds, RuleEngine
 from sitewatch.edge.tracking import PersonTracker, subset
 from sitewatch.zones.config import CameraZones
@@ -46,6 +47,8 @@ class FrameResult:
     events: list[Event]
     #: Seconds spent in each stage (see STAGES), for benchmarks and metrics.
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: The motion gate skipped the model: ``persons`` are the last model call's people.
+    gated: bool = False
 
 
 class CameraPipeline:
@@ -83,6 +86,12 @@ class CameraPipeline:
             FaceStage(site.faces, config_path=config_path) if site.faces.enabled else None
         )
         self._origin: datetime | None = None
+        #: Motion gating (site.motion): frames without motion skip the model.
+        self.gate = MotionGate(site.motion) if site.motion.enabled else None
+        #: Seconds of gated frames, kept off the tracker's clock so tracks do not age.
+        self._gated_s = 0.0
+        self._last_now_s: float | None = None
+        self._last_persons: Detections | None = None
         if not self.has_heads:
             logger.warning(
                 "camera %s: model %s has no head/helmet classes; helmet states stay unknown",
@@ -98,16 +107,30 @@ class CameraPipeline:
         ``detections`` are the detector's output for this frame when the caller ran it
         already (a replay detecting ahead with a DetectorPool); its time is then the
         caller's to count, and ``timings_s["detect"]`` is 0.
+
+        With motion gating on (and no ``detections`` given) a frame the gate turns away
+        gets no model call: the tracker is not updated and its clock stands still, the
+        rules see the last model call's people at this frame's time (``gated`` is set).
         """
         timings: dict[str, float] = {}
+        now_s = self._seconds(now)
+        previous_s, self._last_now_s = self._last_now_s, now_s
+        # "detect" holds the motion test too: on a gated frame, only that.
         started = time.perf_counter()
+        gate = self.gate if detections is None else None
+        if gate is not None and not gate.wants_model(frame_bgr, now_s):
+            timings["detect"] = _lap(started)
+            if previous_s is not None:
+                self._gated_s += now_s - previous_s
+            return self._gated(frame_bgr, now, timings)
         if detections is None:
             detections = self.detector.detect(frame_bgr)
         timings["detect"] = _lap(started)
-        now_s = self._seconds(now)
+        if self.gate is not None:
+            self.gate.model_ran(now_s, _people(detections))
 
         started = time.perf_counter()
-        persons = self.tracker.update(detections, now_s)
+        persons = self.tracker.update(detections, now_s - self._gated_s)
         timings["track"] = _lap(started)
 
         started = time.perf_counter()
@@ -124,7 +147,19 @@ class CameraPipeline:
         frame_wh = (frame_bgr.shape[1], frame_bgr.shape[0])
         events = self.rules.evaluate(persons, now, frame_wh)
         timings["rules"] = _lap(started)
+        self._last_persons = persons
         return FrameResult(now, frame_wh, persons, heads, events, timings)
+
+    def _gated(
+        self, frame_bgr: np.ndarray, now: datetime, timings: dict[str, float]
+    ) -> FrameResult:
+        persons = self._last_persons if self._last_persons is not None else _no_persons()
+        timings["track"] = timings["attributes"] = 0.0  # not run: the last model call's people
+        started = time.perf_counter()
+        frame_wh = (frame_bgr.shape[1], frame_bgr.shape[0])
+        events = self.rules.evaluate(persons, now, frame_wh)
+        timings["rules"] = _lap(started)
+        return FrameResult(now, frame_wh, persons, _no_heads(), events, timings, gated=True)
 
     def finish(self, now: datetime) -> list[Event]:
         """End every open event (end of a video, camera removed, shutdown)."""
@@ -145,6 +180,24 @@ class CameraPipeline:
 def _heads(detections: Detections) -> Detections:
     names = np.asarray(detections.data[CLASS_NAME])
     return subset(detections, (names == HEAD) | (names == HELMET))
+
+
+def _people(detections: Detections) -> int:
+    names = detections.data.get(CLASS_NAME)
+    return 0 if names is None else int(np.count_nonzero(np.asarray(names) == PERSON))
+
+
+def _no_persons() -> Detections:
+    empty = Detections.empty()
+    empty.tracker_id = np.empty(0, dtype=int)
+    empty.data[CLASS_NAME] = np.empty(0, dtype=str)
+    return empty
+
+
+def _no_heads() -> Detections:
+    empty = Detections.empty()
+    empty.data[CLASS_NAME] = np.empty(0, dtype=str)
+    return empty
 
 
 def _lap(started: float) -> float:

@@ -22,7 +22,14 @@ import numpy as np
 
 from sitewatch.contract.events import Event, EventPhase
 from sitewatch.edge.annotate import FrameAnnotator
-from sitewatch.edge.config import CameraConfig, PersonRuleConfig, RulesConfig, SiteConfig, SiteInfo
+from sitewatch.edge.config import (
+    CameraConfig,
+    MotionConfig,
+    PersonRuleConfig,
+    RulesConfig,
+    SiteConfig,
+    SiteInfo,
+)
 from sitewatch.edge.detections import Detections
 from sitewatch.edge.detector_pool import DetectionsAhead, DetectorPool, FrameDetector
 from sitewatch.edge.event_sink import EventMediaMaker, EventSink, FolderSink
@@ -47,12 +54,14 @@ def default_site_config(video: Path) -> SiteConfig:
     """The site used without --config: one camera, no zones.
 
     Only the helmet rules can find hazards without zones, so the ``person`` rule is on:
-    the replay reports every person it tracks (one event each, with a snapshot).
+    the replay reports every person it tracks (one event each, with a snapshot). Motion
+    gating stays off: a replay without a site file detects every sampled frame.
     """
     return SiteConfig(
         site=SiteInfo(id="replay", name="replay"),
         cameras=[CameraConfig(id="camera", source=str(video))],
         rules=RulesConfig(person=PersonRuleConfig(enabled=True)),
+        motion=MotionConfig(enabled=False),
     )
 
 
@@ -62,6 +71,8 @@ class ReplayResult:
     frame_wh: tuple[int, int]
     frames_read: int = 0
     frames_detected: int = 0
+    #: Frames of frames_detected the motion gate (site.motion) kept from the model.
+    frames_gated: int = 0
     video_s: float = 0.0  # time of the last frame processed
     wall_s: float = 0.0
     #: Time the pipeline waited for decoded frames (demuxing, decoding, pixel conversion
@@ -191,7 +202,8 @@ def run_replay(
                 if decode_ahead > 0
                 else _Inline(decoded)
             )
-            items = _with_detections(frames, detector, result)
+            # The motion gate decides frame by frame from the one before: no detecting ahead.
+            items = _with_detections(frames, detector, result, detect_ahead=pipeline.gate is None)
             try:
                 last_now = _loop(items, pipeline, outputs, result, origin, on_progress)
             finally:
@@ -211,10 +223,14 @@ def run_replay(
 
 
 def _with_detections(
-    frames: Iterable[tuple[VideoFrame, bool]], detector: FrameDetector, result: ReplayResult
+    frames: Iterable[tuple[VideoFrame, bool]],
+    detector: FrameDetector,
+    result: ReplayResult,
+    *,
+    detect_ahead: bool = True,
 ) -> Generator[tuple[VideoFrame, bool, Detections | None]]:
     """(frame, take, detections): computed ahead by a pool, else None (the pipeline detects)."""
-    if not isinstance(detector, DetectorPool):
+    if not detect_ahead or not isinstance(detector, DetectorPool):
         for frame, take in frames:
             yield frame, take, None
         return
@@ -261,6 +277,8 @@ def _loop(
 
 def _count(result: ReplayResult, processed: FrameResult) -> None:
     result.frames_detected += 1
+    if processed.gated:
+        result.frames_gated += 1
     for stage, seconds in processed.timings_s.items():
         result.stage_s[stage] = result.stage_s.get(stage, 0.0) + seconds
     if processed.persons.tracker_id is not None:
