@@ -30,7 +30,7 @@ class DayStats(BaseModel):
     hazards: int = 0
     hazards_accepted: int = 0
     hazards_overdue: int = 0
-    #: Events where a red helmet (a party member) was seen.
+    #: Events where a red helmet (a party member) was seen, false alarms left out.
     red_helmet_events: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -112,7 +112,8 @@ def dashboard(
         row.events_by_rule[rule] = row.events_by_rule.get(rule, 0) + 1
         review_name = ReviewStatus(review).value
         setattr(row, review_name, getattr(row, review_name) + 1)
-        row.red_helmet_events += colour == "red"
+        # a red helmet in a false alarm was no party member on site
+        row.red_helmet_events += colour == "red" and review_name != ReviewStatus.DISMISSED.value
     hazards = select(EventRecord.site_id, EventRecord.started_at, Hazard.status, Hazard.deadline)
     hazards = hazards.join(Hazard, Hazard.event_id == EventRecord.event_id)
     scoped = _scoped(hazards, user, site_id, date_from, date_to).execution_options(yield_per=2000)

@@ -12,8 +12,11 @@ from starlette.responses import RedirectResponse
 from sitewatch.server.ui import (
     routes_alerts,
     routes_auth,
+    routes_cameras,
     routes_dashboard,
     routes_events,
+    routes_hazards,
+    routes_queue,
     routes_review,
 )
 from sitewatch.server.ui.deps import fault_page
@@ -21,9 +24,12 @@ from sitewatch.server.ui.deps import fault_page
 ui_router = APIRouter(prefix="/ui", tags=["ui"])
 ui_router.include_router(routes_auth.router)
 ui_router.include_router(routes_events.router)
+ui_router.include_router(routes_queue.router)  # the review queue (issue 18)
 ui_router.include_router(routes_review.router)
+ui_router.include_router(routes_hazards.router)
 ui_router.include_router(routes_dashboard.router)
 ui_router.include_router(routes_alerts.router)
+ui_router.include_router(routes_cameras.router)
 
 __all__ = ["install", "ui_router"]
 

@@ -14,13 +14,17 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.responses import HTMLResponse
 
 from sitewatch.server.api.deps import CurrentSession, DbSession, OptionalSession
 from sitewatch.server.db.models import Role, User, UserSession
 from sitewatch.server.services.errors import ServiceError
-from sitewatch.server.ui.i18n import request_lang, translator
-from sitewatch.server.ui.rendering import render
+from sitewatch.server.ui.i18n import Translator, request_lang, translator
+from sitewatch.server.ui.messages import message_html, message_text, translate
+from sitewatch.server.ui.rendering import page_zone, render, templates
+from sitewatch.server.ui.views import distance_text
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +77,27 @@ ActingViewerDep = Annotated[Viewer, Depends(acting_viewer)]
 def error_page(
     request: Request, viewer: Viewer | None, status_code: int, detail: str
 ) -> HTMLResponse:
-    t = translator(request_lang(request))
+    """The error page; ``detail`` in the page's language: a text of the catalogue is
+    shown as it is, an English message of the services, the filters or the media
+    checks is translated (:mod:`server.ui.messages`), an unknown one is shown as a
+    generic sentence with the original under it."""
+    lang = request_lang(request)
+    t = translator(lang)
     titles = {
         403: "error.forbidden",
         404: "error.not_found",
         503: "error.unavailable",
         507: "error.disk_full",
     }
+    found = translate(t, detail, status=status_code, lang=lang, tz=page_zone(request))
     return render(
         request,
         "error.html",
-        {"title": t(titles.get(status_code, "error.bad_request")), "detail": detail},
+        {
+            "title": t(titles.get(status_code, "error.bad_request")),
+            "detail": message_html(t, found),
+            "detail_key": found.key,
+        },
         status_code=status_code,
         user=viewer.user if viewer else None,
         csrf_token=viewer.csrf_token if viewer else "",
@@ -98,7 +112,28 @@ def fault_page(request: Request, status_code: int) -> HTMLResponse:
 
 
 def service_error_page(request: Request, viewer: Viewer, exc: ServiceError) -> HTMLResponse:
+    """A service's refusal on the error page, in the page's language."""
     return error_page(request, viewer, exc.status, exc.message)
+
+
+def error_text(request: Request, detail: str, status_code: int = 400) -> str:
+    """A service's or validator's English message as plain text in the page's language
+    (for a form that shows its refusals next to it)."""
+    lang = request_lang(request)
+    return message_text(
+        translator(lang), detail, status=status_code, lang=lang, tz=page_zone(request)
+    )
+
+
+@pass_context
+def _distance_text(context: Context, value: float | None, unit: str | None) -> str:
+    """Template global: ``distance_text(ev.distance, ev.distance_unit)`` in the page's
+    language ("1.2 米", "画面比例 0.05")."""
+    t: Translator = context["t"]
+    return distance_text(t, value, unit)
+
+
+templates.env.globals["distance_text"] = _distance_text
 
 
 def safe_next(target: str | None, default: str = "/ui/events") -> str:

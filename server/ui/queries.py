@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from sitewatch.contract.events import RuleKind
+from sitewatch.contract.events import RuleKind, Severity
 from sitewatch.server.db.models import EventRecord, Hazard, HazardStatus, ReviewStatus, Site, User
 from sitewatch.server.localtime import day_range, day_start, local_day
 from sitewatch.server.services.access import site_filter
+from sitewatch.server.services.cameras import camera_names
 from sitewatch.server.services.events import EventFilter, filtered_query
 from sitewatch.server.services.hazards import OPEN_STATES
 
@@ -34,6 +35,8 @@ PARTY_MEMBER_ROLE = "party_member"
 REVIEW_FILTERS = {s.value: s for s in ReviewStatus}
 HAZARD_FILTERS = {s.value: s for s in HazardStatus}
 STATUS_FILTERS = (*REVIEW_FILTERS, *HAZARD_FILTERS, "overdue")
+#: The severity filter's levels, lowest first (the filter keeps this level and above).
+SEVERITIES = tuple(s.value for s in sorted(Severity, key=lambda s: s.rank))
 
 
 class FilterError(ValueError):
@@ -48,6 +51,10 @@ class EventFilters:
     status: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    #: The events' zone name (issue 18).
+    zone: str | None = None
+    #: Severity "at least" this level (issue 18): ``high`` keeps high and critical.
+    severity: str | None = None
 
     def query_items(self) -> list[tuple[str, str]]:
         """The filters as query-string pairs (for paging and CSV links)."""
@@ -58,6 +65,8 @@ class EventFilters:
             ("status", self.status),
             ("date_from", self.date_from.isoformat() if self.date_from else None),
             ("date_to", self.date_to.isoformat() if self.date_to else None),
+            ("zone", self.zone),
+            ("severity", self.severity),
         ]
         return [(key, value) for key, value in items if value]
 
@@ -83,8 +92,14 @@ def parse_filters(
     date_from: str | None,
     date_to: str | None,
     rules: Collection[str],
+    zone: str | None = None,
+    severity: str | None = None,
 ) -> EventFilters:
     """Filters from the query string; empty values mean "any"."""
+    if severity and severity not in SEVERITIES:
+        raise FilterError(f"severity: unknown severity {severity!r}")
+    if zone and len(zone) > 128:
+        raise FilterError("zone: longer than 128 characters")
     if rule and rule not in rules:
         raise FilterError(f"rule: unknown rule {rule!r}")
     if status and status not in STATUS_FILTERS:
@@ -95,7 +110,10 @@ def parse_filters(
     start, end = _parse_date("date_from", date_from), _parse_date("date_to", date_to)
     if start and end and end < start:
         raise FilterError("date_to is before date_from")
-    return EventFilters(site or None, camera or None, rule or None, status or None, start, end)
+    return EventFilters(
+        site or None, camera or None, rule or None, status or None, start, end,
+        zone=zone or None, severity=severity or None,
+    )  # fmt: skip
 
 
 def _filtered(user: User, filters: EventFilters, now: datetime, tz: ZoneInfo) -> Select[Any]:
@@ -117,7 +135,28 @@ def _filtered(user: User, filters: EventFilters, now: datetime, tz: ZoneInfo) ->
     elif status == "overdue":
         query = query.join(Hazard, Hazard.event_id == EventRecord.event_id)
         query = query.where(overdue_clause(now))
+    if filters.zone:
+        query = query.where(EventRecord.zone == filters.zone)
+    if filters.severity:
+        query = query.where(EventRecord.severity.in_(severities_at_least(filters.severity)))
     return query
+
+
+def severities_at_least(level: str) -> list[str]:
+    """The severity values ranked ``level`` or above."""
+    floor = Severity(level).rank
+    return [s.value for s in Severity if s.rank >= floor]
+
+
+def zone_options(db: Session, user: User) -> list[str]:
+    """The zone names of the events of the sites ``user`` may see, for the zone filter."""
+    query = (
+        select(EventRecord.zone)
+        .where(site_filter(user, EventRecord.site_id), EventRecord.zone.is_not(None))
+        .distinct()
+        .order_by(EventRecord.zone)
+    )
+    return [z for z in db.scalars(query) if z]
 
 
 def overdue_clause(now: datetime) -> ColumnElement[bool]:
@@ -185,6 +224,27 @@ def cameras_of(db: Session, user: User) -> list[str]:
         .order_by(EventRecord.camera_id)
     )
     return list(db.scalars(query))
+
+
+def camera_options(db: Session, user: User) -> list[tuple[str, str]]:
+    """(camera id, label) of the cameras that have sent events for the sites ``user`` may
+    see, for the camera filter: the display name(s) from the camera table (a camera id
+    used on two sites may have two), else the id; by label."""
+    ids = cameras_of(db, user)
+    sites = {s.id for s in visible_sites(db, user)}
+    names: dict[str, set[str]] = {}
+    for (_site, camera), name in camera_names(db, sites).items():
+        names.setdefault(camera, set()).add(name)
+    options = [(c, " / ".join(sorted(names[c])) if c in names else c) for c in ids]
+    return sorted(options, key=lambda option: (option[1], option[0]))
+
+
+def site_and_camera_names(
+    db: Session, user: User
+) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Display names of the sites ``user`` may see and of their cameras."""
+    sites = {s.id: s.name for s in visible_sites(db, user)}
+    return sites, camera_names(db, set(sites))
 
 
 @dataclass

@@ -21,7 +21,14 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 LOGIN_CSRF_COOKIE = "sitewatch_login_csrf"
-STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
+STATIC_FILES = {
+    "app.css": "text/css",
+    "app.js": "text/javascript",
+    "event_overlay.js": "text/javascript",  # the event page's drawing (issue 17)
+    "zone_editor.js": "text/javascript",  # the zone editor (issue 17)
+    "favicon.svg": "image/svg+xml",
+    "review.js": "text/javascript",  # review items: keys, bulk, queue (issue 18)
+}
 LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 

@@ -8,12 +8,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from sqlalchemy.orm import Session
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from sitewatch.contract.events import RuleKind
 from sitewatch.server.api.deps import StoreDep
@@ -21,12 +21,21 @@ from sitewatch.server.db.models import DismissReason, MediaKind
 from sitewatch.server.db.types import utcnow
 from sitewatch.server.localtime import local_day, to_local
 from sitewatch.server.services import audit as audit_service
+from sitewatch.server.services.cameras import camera_names, event_zones
 from sitewatch.server.services.errors import ServiceError
 from sitewatch.server.services.events import get_event
 from sitewatch.server.services.media import get_media
-from sitewatch.server.ui import queries, views
+from sitewatch.server.ui import queries, review_items, views
 from sitewatch.server.ui.csv_rows import csv_chunks
-from sitewatch.server.ui.deps import DbDep, Viewer, ViewerDep, error_page, service_error_page
+from sitewatch.server.ui.deps import (
+    ActingViewerDep,
+    DbDep,
+    Viewer,
+    ViewerDep,
+    error_page,
+    service_error_page,
+)
+from sitewatch.server.ui.i18n import request_lang, translator
 from sitewatch.server.ui.rendering import page_zone, render
 
 logger = logging.getLogger(__name__)
@@ -51,11 +60,13 @@ def filter_input(
     status: OptionalText = None,
     date_from: OptionalText = None,
     date_to: OptionalText = None,
+    zone: Annotated[str | None, Query(max_length=128)] = None,
+    severity: OptionalText = None,
 ) -> FilterInput:
     try:
         parsed = queries.parse_filters(
             site=site, camera=camera, rule=rule, status=status,
-            date_from=date_from, date_to=date_to, rules=RULES,
+            date_from=date_from, date_to=date_to, rules=RULES, zone=zone, severity=severity,
         )  # fmt: skip
     except queries.FilterError as exc:
         return FilterInput(queries.EventFilters(), str(exc))
@@ -67,6 +78,27 @@ FilterDep = Annotated[FilterInput, Depends(filter_input)]
 
 def _site_names(db: Session, viewer: Viewer) -> dict[str, str]:
     return {s.id: s.name for s in queries.visible_sites(db, viewer.user)}
+
+
+def bulk_flash(request: Request) -> str | None:
+    """The summary of a bulk verdict, from the redirect's query (numbers only)."""
+    params = request.query_params
+    done = params.get("done")
+    if done not in review_items.BULK_ACTIONS:
+        return None
+    try:
+        n = {
+            k: int(params.get(k, "0")) for k in ("n_items", "n_events", "n_unchanged", "n_refused")
+        }
+    except ValueError:
+        return None
+    t = translator(request_lang(request))
+    parts = [t(f"items.done.{done}", items=n["n_items"], events=n["n_events"])]
+    if n["n_unchanged"]:
+        parts.append(t("items.done.unchanged", n=n["n_unchanged"]))
+    if n["n_refused"]:
+        parts.append(t("items.done.refused", n=n["n_refused"]))
+    return t("items.done.sep").join(parts)
 
 
 @router.get("/events", include_in_schema=False)
@@ -82,33 +114,116 @@ def event_list(
     filters = given.filters
     now = utcnow()
     tz = page_zone(request)
-    result = queries.list_events(db, user=viewer.user, filters=filters, page=page, now=now, tz=tz)
+    result = review_items.list_items(
+        db, user=viewer.user, filters=filters, page=page, now=now, tz=tz
+    )
     sites = queries.visible_sites(db, viewer.user)
-    names = {s.id: s.name for s in sites}
     filter_query = urlencode(filters.query_items())
 
     def page_query(number: int) -> str:
         return urlencode([*filters.query_items(), ("page", str(number))])
 
+    flash = bulk_flash(request)
     context = {
         "filters": filters,
         "filter_query": filter_query,
         "page_query": page_query,
-        "page": {
-            "rows": views.event_rows(result.rows, names, now),
-            "total": result.total,
-            "number": result.number,
-            "pages": result.pages,
-        },
+        "page": result,
+        "back_query": page_query(result.number),
         "sites": sites,
-        "cameras": queries.cameras_of(db, viewer.user),
+        "cameras": queries.camera_options(db, viewer.user),
+        "zones": queries.zone_options(db, viewer.user),
+        "severities": queries.SEVERITIES,
         "rules": RULES,
         "statuses": queries.STATUS_FILTERS,
+        "can_edit": viewer.can_edit,
+        "dismiss_reasons": [r.value for r in DismissReason],
+        "flash": flash,
+        "flash_kind": "ok"
+        if flash and request.query_params.get("n_refused") in (None, "0")
+        else "info",
         "overdue_total": queries.count_events(
             db, user=viewer.user, filters=queries.EventFilters(status="overdue"), now=now, tz=tz
         ),
     }
     return render(request, "events.html", context, user=viewer.user, csrf_token=viewer.csrf_token)
+
+
+BackQuery = Annotated[str, Form(max_length=2000)]
+
+
+def back_query(raw: str, keep: tuple[str, ...] = ("page",)) -> list[tuple[str, str]]:
+    """The list's filters (and paging) from a form's ``back`` field, known keys only."""
+    known = {*FILTER_KEYS, *keep}
+    return [(k, v) for k, v in parse_qsl(raw) if k in known][:20]
+
+
+FILTER_KEYS = ("site", "camera", "rule", "status", "date_from", "date_to", "zone", "severity")
+
+
+def run_bulk(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    items: list[str],
+    action: str,
+    reason: str,
+) -> review_items.BulkResult | Response:
+    """Parse a bulk form and apply it; an error page for a form that cannot be used."""
+    if not viewer.can_edit:
+        return error_page(request, viewer, 403, "viewers cannot give verdicts")
+    if action not in review_items.BULK_ACTIONS:
+        return error_page(
+            request, viewer, 400, f"action must be confirm or dismiss, got {action!r}"
+        )
+    dismiss_reason = None
+    if action == "dismiss":
+        try:
+            dismiss_reason = DismissReason(reason)
+        except ValueError:
+            t = translator(request_lang(request))
+            return error_page(request, viewer, 400, t("items.err.reason"))
+    try:
+        parsed = review_items.parse_items(items)
+    except review_items.BulkError as exc:
+        return error_page(request, viewer, 400, str(exc))
+    return review_items.apply_verdict(
+        db,
+        user=viewer.user,
+        items=parsed,
+        verdict=review_items.BULK_ACTIONS[action],
+        reason=dismiss_reason,
+    )
+
+
+def result_query(action: str, result: review_items.BulkResult) -> list[tuple[str, str]]:
+    return [
+        ("done", action),
+        ("n_items", str(result.items)),
+        ("n_events", str(result.events)),
+        ("n_unchanged", str(result.unchanged)),
+        ("n_refused", str(len(result.refused))),
+    ]
+
+
+@router.post("/events/bulk", include_in_schema=False)
+def post_bulk(
+    request: Request,
+    db: DbDep,
+    viewer: ActingViewerDep,
+    action: Annotated[str, Form(max_length=16)],
+    item: Annotated[list[str], Form()],
+    reason: Annotated[str, Form(max_length=32)] = "",
+    back: BackQuery = "",
+) -> Response:
+    """Confirm or dismiss (with a reason) the selected items: every pending event of
+    each, one ``set_verdict`` each; events with a verdict already stay as they are."""
+    done = run_bulk(request, db, viewer, items=item, action=action, reason=reason)
+    if isinstance(done, Response):
+        return done
+    query = urlencode([*back_query(back), *result_query(action, done)])
+    return RedirectResponse(f"/ui/events?{query}", status_code=303)
 
 
 @router.get("/events.csv", include_in_schema=False)
@@ -117,8 +232,8 @@ def event_csv(
     viewer: ViewerDep,
     given: FilterDep,
 ) -> Response:
-    """The filtered list (same filters as the page) as CSV, streamed; times in ISO 8601
-    in the page's zone, with the offset."""
+    """The filtered list (same filters as the page) as CSV, streamed, in the page's
+    language: local times of the page's zone (named in the headers), rounded numbers."""
     if given.error:
         return error_page(request, viewer, 400, given.error)
     filters = given.filters
@@ -127,7 +242,14 @@ def event_csv(
     now = utcnow()
     stamp = to_local(now, tz).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        csv_chunks(database, user_id=viewer.user.id, filters=filters, now=now, tz=tz),
+        csv_chunks(
+            database,
+            user_id=viewer.user.id,
+            filters=filters,
+            now=now,
+            tz=tz,
+            lang=request_lang(request),
+        ),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="sitewatch-events-{stamp}.csv"',
@@ -164,6 +286,8 @@ def event_page(request: Request, db: DbDep, viewer: ViewerDep, event_id: uuid.UU
         site_name=_site_names(db, viewer).get(event.site_id, event.site_id),
         audit=_audit_lines(db, viewer, event_id, tz),
         now=now,
+        camera_name=camera_names(db, {event.site_id}).get((event.site_id, event.camera_id)),
+        zones=event_zones(db, event),
     )
     context = {
         "ev": detail,

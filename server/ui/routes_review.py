@@ -8,6 +8,7 @@ write the audit log. A success answers 303 back to the event page.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -25,6 +26,7 @@ from sitewatch.server.services.errors import Invalid, ServiceError
 from sitewatch.server.services.events import set_verdict
 from sitewatch.server.services.media import receive_media
 from sitewatch.server.ui.deps import ActingViewerDep, DbDep, Viewer, error_page, service_error_page
+from sitewatch.server.ui.i18n import request_lang, translator
 from sitewatch.server.ui.rendering import page_zone
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,37 @@ def _back(event_id: uuid.UUID, anchor: str) -> Response:
     return RedirectResponse(f"/ui/events/{event_id}#{anchor}", status_code=303)
 
 
+#: The hazard loop's English refusals -> catalogue keys (issue 18; first match wins).
+_REFUSALS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^deadline .* is in the past"), "rect.err.past_deadline"),
+    (re.compile(r"^responsible person must not be empty"), "rect.err.no_responsible"),
+    (re.compile(r"^responsible user .* not found or disabled"), "rect.err.bad_responsible"),
+    (re.compile(r"cannot rectify hazards|does not work on site"), "rect.err.bad_responsible"),
+    (re.compile(r"^you uploaded this evidence"), "rect.err.own_evidence"),
+    (re.compile(r"may not submit evidence for this rectification"), "rect.err.not_yours"),
+    (re.compile(r"only an admin can correct"), "rect.err.admin_only"),
+    (re.compile(r"^a corrected verdict needs the reason"), "rect.err.correction_reason"),
+    (re.compile(r"^a correction reason goes only with a changed"), "rect.err.unchanged"),
+    (re.compile(r"^a dismissed event needs a reason"), "rect.err.dismiss_reason"),
+]
+
+
+def refusal_text(request: Request, message: str) -> str | None:
+    """A refusal of the hazard loop in the page's language, None for one not known here."""
+    for pattern, key in _REFUSALS:
+        if pattern.search(message):
+            return translator(request_lang(request))(key)
+    return None
+
+
+def refusal_page(request: Request, viewer: Viewer, exc: ServiceError) -> Response:
+    logger.info("UI action refused for %s: %s", viewer.user.username, exc.message)
+    text = refusal_text(request, exc.message)
+    if text is None:
+        return service_error_page(request, viewer, exc)
+    return error_page(request, viewer, exc.status, text)
+
+
 def _run(
     request: Request, viewer: Viewer, action: Callable[[], object], back: Response
 ) -> Response:
@@ -45,8 +78,7 @@ def _run(
     try:
         action()
     except ServiceError as exc:
-        logger.info("UI action refused for %s: %s", viewer.user.username, exc.message)
-        return service_error_page(request, viewer, exc)
+        return refusal_page(request, viewer, exc)
     return back
 
 
@@ -63,7 +95,9 @@ def post_verdict(
     verdict: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
     note: Note = "",
+    correction: Note = "",
 ) -> Response:
+    """A verdict; on a decided event an admin's correction, with its reason."""
     if verdict not in VERDICTS:
         return error_page(
             request, viewer, 400, f"verdict must be confirm or dismiss, got {verdict!r}"
@@ -82,6 +116,7 @@ def post_verdict(
             verdict=VERDICTS[verdict],
             reason=dismiss_reason,
             note=_text(note),
+            correction=_text(correction),
         ),
         _back(event_id, "verdict"),
     )
@@ -106,10 +141,20 @@ def post_rectification(
     settings: SettingsDep,
     viewer: ActingViewerDep,
     event_id: uuid.UUID,
-    assignee: Annotated[str, Form(max_length=200)],
     deadline: Annotated[str, Form(max_length=32)],
+    responsible_user: Annotated[str, Form(max_length=32)] = "",
+    assignee: Annotated[str, Form(max_length=200)] = "",
     note: Note = "",
 ) -> Response:
+    """The responsible person is one of the site's users (``responsible_user``, an id),
+    or, chosen "other", a name typed in ``assignee`` for someone without an account."""
+    person: int | None = None
+    if responsible_user.strip():
+        try:
+            person = int(responsible_user)
+        except ValueError:
+            t = translator(request_lang(request))
+            return error_page(request, viewer, 400, t("rect.err.bad_responsible"))
     return _run(
         request,
         viewer,
@@ -117,7 +162,8 @@ def post_rectification(
             db,
             user=viewer.user,
             event_id=event_id,
-            responsible=assignee,
+            responsible=None if person is not None else assignee,
+            responsible_user_id=person,
             deadline=deadline_end_of_day(deadline, page_zone(request)),
             note=_text(note),
             alerts=settings.alert_policy,
@@ -137,7 +183,9 @@ def post_evidence(
     photo: Annotated[UploadFile, File()],
     note: Note = "",
 ) -> Response:
-    """The site's proof of the fix: a JPEG checked by its bytes, size and content, and a note."""
+    """The site's proof of the fix: a photo (JPEG, PNG or HEIC, stored as JPEG) checked by
+    its bytes, size and content, and a note; by a reviewer, an admin or the rectifier the
+    hazard is assigned to."""
     try:
         received = receive_media(
             photo.file,
@@ -160,7 +208,7 @@ def post_evidence(
         )
     except ServiceError as exc:
         received.path.unlink(missing_ok=True)
-        return service_error_page(request, viewer, exc)
+        return refusal_page(request, viewer, exc)
     return _back(event_id, "rectification")
 
 

@@ -72,11 +72,20 @@ def reviewer(central: RealCentral) -> Iterator[httpx.Client]:
     client.close()
 
 
-def _site(folder: Path, central: RealCentral, camera_id: str, server_url: str = "") -> Path:
+def zones_site_config(
+    folder: Path,
+    central: RealCentral,
+    camera_id: str,
+    server_url: str = "",
+    *,
+    site_id: str = SITE,
+    sync_s: float = SYNC_S,
+) -> Path:
+    """A box config without zones (restricted_zone on, quick), its token file beside it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "device.token").write_text(central.token + "\n")
     config: dict[str, Any] = {
-        "site": {"id": SITE, "name": "演示工地"},
+        "site": {"id": site_id, "name": "演示工地"},
         "model": {"path": str(shared_file("models/yolov8n-coco-int8.onnx"))},
         "rules": {
             "no_helmet": {"enabled": False},
@@ -98,7 +107,7 @@ def _site(folder: Path, central: RealCentral, camera_id: str, server_url: str = 
             "url": server_url or central.url,
             "token_file": "device.token",
             "timeout_s": 5,
-            "zones_sync_interval_s": SYNC_S,
+            "zones_sync_interval_s": sync_s,
         },
         "clips": {"pre_s": 1, "post_s": 1},
         "outbox": {"path": "spool"},
@@ -167,7 +176,7 @@ def _save(reviewer: httpx.Client, camera_id: str, zones: dict[str, Any] | None) 
 def test_cameras_pictures_and_a_live_zones_swap(
     central: RealCentral, reviewer: httpx.Client, tmp_path: Path
 ) -> None:
-    config = _site(tmp_path / "edge", central, "gate")
+    config = zones_site_config(tmp_path / "edge", central, "gate")
     with Box(config) as runner:
         worker = runner.workers[0]
         wait_for(lambda: (_camera_row(central, "gate") or {}).get("width"), 30, "the camera row")
@@ -254,14 +263,14 @@ def test_cameras_pictures_and_a_live_zones_swap(
 def test_kept_zones_are_used_after_a_restart_with_the_server_down(
     central: RealCentral, reviewer: httpx.Client, tmp_path: Path
 ) -> None:
-    config = _site(tmp_path / "edge", central, "yard")
+    config = zones_site_config(tmp_path / "edge", central, "yard")
     with Box(config) as runner:
         wait_for(lambda: _camera_row(central, "yard"), 30, "the camera row")
         version = _save(reviewer, "yard", EVERYWHERE)
         wait_for(lambda: runner.workers[0].zones_version == version, 10, "the new zones")
     _save(reviewer, "yard", None)  # the box misses this one: it is offline from now on
 
-    offline = _site(tmp_path / "edge", central, "yard", server_url="http://127.0.0.1:9")
+    offline = zones_site_config(tmp_path / "edge", central, "yard", server_url="http://127.0.0.1:9")
     box = Box(offline)
     worker = box.runner.workers[0]
     assert worker.zones_version == version and worker.zones.restricted[0].name == "全场"

@@ -30,6 +30,7 @@
 
   // Highlight the current section in the top bar.
   var here = location.pathname.indexOf("/ui/dashboard") === 0 ? "dashboard" : "events";
+  if (location.pathname.indexOf("/ui/queue") === 0) { here = "queue"; }  // issue 18
   var link = document.querySelector('[data-nav="' + here + '"]');
   if (link) { link.style.textDecoration = "underline"; }
 })();

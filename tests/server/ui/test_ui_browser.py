@@ -67,7 +67,7 @@ def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) 
     page.goto("/ui/events?camera=cam-gate&status=pending")
     assert _row_ids(page) == {str(ev["a_helmet"])}
     csv_text = page.request.get(page.get_attribute("#csv-export", "href")).text()
-    assert csv_text.lstrip("\ufeff").startswith("event_id,site_id")
+    assert csv_text.lstrip("\ufeff").startswith("事件编号,工地编号")
     assert str(ev["a_helmet"]) in csv_text and str(ev["a_overdue"]) not in csv_text
 
     # Open the event: clip, snapshot, box overlay, face, details.
@@ -85,6 +85,7 @@ def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) 
     page.fill("#confirm-form textarea[name=note]", "工人未戴安全帽")
     page.click("#confirm-form button[type=submit]")
     expect(page.locator("#event-status")).to_have_text("确认隐患")
+    page.select_option("#assign-form select[name=responsible_user]", "")  # other (no account)
     page.fill("#assign-form input[name=assignee]", "李班长")
     page.click("#assign-form button[type=submit]")
     expect(page.locator("#rect-assignee")).to_have_text("李班长")
@@ -94,6 +95,10 @@ def test_reviewer_judges_and_runs_the_hazard_loop(browser: Any, seeded: Seeded) 
     page.click("#evidence-form button[type=submit]")
     expect(page.locator("#event-status")).to_have_text("待验收")
     assert _image_width(page, "#evidence-list img") == 320
+    page.context.close()
+    page = login(browser, seeded.base_url, "lead-a")  # another reviewer accepts
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(f"/ui/events/{ev['a_helmet']}")
     page.click("#review-form button[value=accept]")
     expect(page.locator("#event-status")).to_have_text("已验收")
     actions = page.eval_on_selector_all(
@@ -119,8 +124,8 @@ def test_overdue_hazard_is_highlighted_and_counted(browser: Any, seeded: Seeded)
     assert page.is_visible("#overdue-badge")
     page.goto("/ui/dashboard?date_from=2026-11-19&date_to=2026-11-20")
     expect(page.locator(".page-head .muted")).to_have_text("Days in local time (Asia/Shanghai)")
-    day_row = page.locator("tr[data-site='site-a'][data-day='2026-11-19']")
-    assert day_row.locator("td.overdue").inner_text() == "1"
+    expect(page.locator("#stat-overdue .stat-n")).to_have_text("1")
+    assert page.locator(f"#table-overdue tr[data-key='{overdue}']").count() == 1
     page.context.close()
 
 

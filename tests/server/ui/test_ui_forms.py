@@ -4,8 +4,6 @@ times and days in the server's zone (Asia/Shanghai by default)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from ui_harness import csv_rows_by_code
 from ui_media_files import make_event_media
 from ui_seed import DAY, PASSWORD, event_body, seed_accounts, seed_events
 
@@ -108,7 +107,7 @@ def test_rejected_evidence_reopens_the_hazard(ui: tuple) -> None:
         f"{base}/rectification",
         data={"assignee": "王工", "deadline": "next week", "csrf_token": csrf},
     )
-    assert bad_day.status_code == 422 and "deadline" in bad_day.text
+    assert bad_day.status_code == 422 and "整改期限" in bad_day.text
     client.post(
         f"{base}/rectification",
         data={"assignee": "王工", "deadline": "2030-01-01", "csrf_token": csrf},
@@ -118,7 +117,7 @@ def test_rejected_evidence_reopens_the_hazard(ui: tuple) -> None:
         data={"csrf_token": csrf},
         files={"photo": ("fix.jpg", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/jpeg")},
     )
-    assert png.status_code == 415
+    assert png.status_code == 422  # a PNG is taken, but this one is broken
     big = client.post(
         f"{base}/evidence",
         data={"csrf_token": csrf},
@@ -142,7 +141,7 @@ def test_rejected_evidence_reopens_the_hazard(ui: tuple) -> None:
     assert "验收驳回" in page and 'id="evidence-form"' in page
     # the deadline day means the end of that local day, shown (and audited) in local time
     assert 'id="rect-deadline">2030-01-01 23:59:59 +08:00' in page
-    assert "deadline: 2030-01-01 23:59:59 +08:00" in page
+    assert "整改期限：2030-01-01 23:59:59 +08:00" in page
 
 
 def test_filters_paging_and_csv(ui: tuple) -> None:
@@ -168,7 +167,7 @@ def test_filters_paging_and_csv(ui: tuple) -> None:
     assert client.get("/ui/events?status=lost").status_code == 400
     day = (DAY - timedelta(days=3)).date().isoformat()
     answer = client.get(f"/ui/events.csv?camera=cam-b2&date_from={day}&date_to={day}")
-    rows = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    rows = csv_rows_by_code(answer.text)
     assert answer.headers["content-type"].startswith("text/csv")
     assert len(rows) == 27 and {r["site_id"] for r in rows} == {"site-b"}
     assert client.get("/ui/events.csv?site=site-a").text.count("\n") == 1  # header only
@@ -178,15 +177,17 @@ def test_dashboard_counts_rules_verdicts_and_party_members(ui: tuple) -> None:
     client = ui[0]
     _login(client, "view-a")
     page = client.get("/ui/dashboard?site=site-a&date_from=2026-11-20&date_to=2026-11-20")
-    row = re.search(r'<tr data-site="site-a" data-day="2026-11-20">(.*?)</tr>', page.text, re.S)
+    table = re.search(r'<table id="table-daily">(.*?)</table>', page.text, re.S)
+    assert table is not None
+    row = re.search(r'<tr data-key="2026-11-20">(.*?)</tr>', table.group(1), re.S)
     assert row is not None
     raw_cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
     cells = [re.sub(r"<[^>]+>|\s+", " ", c).strip() for c in raw_cells]
-    assert cells[:2] == ["2026-11-20", "一号工地 A"], cells
-    # day, site, 5 rules, total, confirmed, dismissed, pending, rate, overdue, red, party, persons
-    assert cells[2:7] == ["1", "1", "0", "0", "0"]
-    assert cells[7:12] == ["2", "0", "1", "1", "—"]  # a_edge was dismissed above
-    assert cells[12:] == ["0", "1", "1", "1"]
+    # day, 5 rules (confirmed hazards), hazards, pending, false alarms
+    assert cells == ["2026-11-20", "0", "0", "0", "0", "0", "0", "1", "1"], cells
+    # a_edge (a red-helmet party member) was dismissed above: no presence left
+    party = re.search(r'<table id="table-party">(.*?)</table>', page.text, re.S)
+    assert party is not None and "<td>一号工地 A</td>" not in party.group(1)
     assert client.get("/ui/dashboard?date_from=2020-01-01&date_to=2026-01-01").status_code == 400
 
 
@@ -255,17 +256,17 @@ def test_times_and_days_are_local(ui: tuple) -> None:
     assert "2026-11-17 00:00:00 +08:00" in event_page  # started
     assert "2026-11-17 00:00:06 +08:00" in event_page  # ended
     answer = client.get("/ui/events.csv?camera=cam-b3&date_from=2026-11-17&date_to=2026-11-17")
-    rows = list(csv.DictReader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    rows = csv_rows_by_code(answer.text)
     assert [(r["event_id"], r["started_at"], r["ended_at"]) for r in rows] == [
-        (midnight_17th, "2026-11-17T00:00:00+08:00", "2026-11-17T00:00:06+08:00")
+        (midnight_17th, "2026-11-17 00:00:00", "2026-11-17 00:00:06")
     ]
     dashboard = client.get("/ui/dashboard?site=site-b&date_from=2026-11-16&date_to=2026-11-16")
     assert "Asia/Shanghai" in dashboard.text
-    row = re.search(
-        r'<tr data-site="site-b" data-day="2026-11-16">(.*?)</tr>', dashboard.text, re.S
-    )
+    table = re.search(r'<table id="table-daily">(.*?)</table>', dashboard.text, re.S)
+    assert table is not None, dashboard.text
+    row = re.search(r'<tr data-key="2026-11-16">(.*?)</tr>', table.group(1), re.S)
     assert row is not None, dashboard.text
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
-    assert cells[2] == "1" and cells[7] == "1"  # no_helmet, total: only the 23:59:59 event
+    assert cells[6] == "0" and cells[7] == "1"  # pending, not a hazard: only 23:59:59
     assert client.get("/ui/events?date_to=9999-12-31").status_code == 400
     assert client.get("/ui/dashboard?date_from=0001-01-01").status_code == 400

@@ -4,14 +4,13 @@ party-member presence, CSV rows) on both back ends: SQLite and the real PostgreS
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from ui_harness import csv_rows_by_code
 
 from sitewatch.server.db.models import ReviewStatus, Role, User
 from sitewatch.server.services import admin, events, hazards
@@ -121,11 +120,11 @@ def test_csv_rows_follow_the_filters(server_env: ServerEnv) -> None:
     text = "".join(
         csv_chunks(server_env.database, user_id=user_id, filters=filters, now=NOW, tz=SHANGHAI)
     )
-    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    rows = csv_rows_by_code(text)
     assert [r["event_id"] for r in rows] == [str(ids["party_2"])]
-    assert rows[0]["role"] == "party_member" and rows[0]["review_status"] == "pending"
-    # ISO 8601 in the page's zone, with the offset: 09:00Z is 17:00 in Shanghai
-    assert rows[0]["started_at"] == "2026-05-02T17:00:00+08:00"
+    assert rows[0]["role"] == "党员" and rows[0]["review_status"] == "待审核"
+    # local time in the page's zone, for Excel (issue 18): 09:00Z is 17:00 in Shanghai
+    assert rows[0]["started_at"] == "2026-05-02 17:00:00"
 
 
 def _push_at(env: ServerEnv, *instants: str, **fields: object) -> list[uuid.UUID]:

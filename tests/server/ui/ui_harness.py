@@ -63,3 +63,16 @@ def chromium_browser() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def csv_rows_by_code(text: str) -> list[dict[str, str]]:
+    """The UI's CSV (headers in the page's language, issue 18) as one dict a row, keyed
+    by the column codes of ``server.ui.csv_rows.CSV_COLUMNS``."""
+    import csv
+    import io
+
+    from sitewatch.server.ui.csv_rows import CSV_COLUMNS
+
+    header, *rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    assert len(header) == len(CSV_COLUMNS), header
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows]
