@@ -8,6 +8,7 @@ that crosses itself or a polyline of one point is refused with a message naming 
 from __future__ import annotations
 
 import itertools
+from datetime import time
 from typing import Annotated
 
 import numpy as np
@@ -62,6 +63,23 @@ class FallEdge(_Strict):
         return self
 
 
+class StaffingHours(_Strict):
+    """When a post must be staffed, in the site's local time."""
+
+    start: time
+    end: time
+    #: ISO weekdays, 1 = Monday.
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StaffingHours:
+        if self.end <= self.start:
+            raise ValueError(f"staffing hours end {self.end} must be after start {self.start}")
+        return self
+
+
 class Post(_Strict):
     """A place that must be staffed by a party member (a red helmet) in working hours."""
 
@@ -70,6 +88,8 @@ class Post(_Strict):
     max_unattended_s: float = Field(default=300.0, gt=0.0)
     #: Helmet roles that count as staffing the post (see attributes.role_by_colour).
     staffed_by_roles: list[str] = Field(default_factory=lambda: ["party_member"], min_length=1)
+    #: This post's own staffing hours; None: the post_unattended rule's working_hours.
+    hours: list[StaffingHours] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _valid_polygon(self) -> Post:

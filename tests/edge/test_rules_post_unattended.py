@@ -111,3 +111,27 @@ def test_is_working_time_refuses_naive_times() -> None:
     hours = [WorkingHours(start=time(8), end=time(18))]
     with pytest.raises(ValueError, match="timezone-aware"):
         is_working_time(datetime(2026, 11, 23, 9), hours, ZoneInfo("Asia/Shanghai"))
+
+
+def test_a_post_with_its_own_staffing_hours_follows_them() -> None:
+    """The night gate is staffed 20:00-23:00 (its own hours); the day post keeps the
+    rule's 08:00-18:00."""
+    night_gate = {**ZONES["posts"][0], "name": "night-gate", "hours": [
+        {"start": "20:00", "end": "23:00"}]}  # fmt: skip
+    zones = {"posts": [ZONES["posts"][0], night_gate]}
+    at_ten = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Shanghai
+    s = Stepper(site_config(rules=RULES, zones=zones), t0=at_ten)
+    assert phases(s.run(0.0, 10.0, 1.0)) == [(EventPhase.START, None, "gate")]
+    at_nine_pm = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # Monday 21:00 Shanghai
+    s = Stepper(site_config(rules=RULES, zones=zones), t0=at_nine_pm)
+    assert phases(s.run(0.0, 10.0, 1.0)) == [(EventPhase.START, None, "night-gate")]
+
+
+def test_staffing_hours_are_checked() -> None:
+    from pydantic import ValidationError
+
+    from sitewatch.zones.config import CameraZones
+
+    bad = {**ZONES["posts"][0], "hours": [{"start": "23:00", "end": "20:00"}]}
+    with pytest.raises(ValidationError, match="must be after start"):
+        CameraZones.model_validate({"posts": [bad]})

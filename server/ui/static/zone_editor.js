@@ -38,7 +38,7 @@
   function newShape(kind, props) {
     var s = {
       id: nextId++, kind: kind, name: "", points: [], unit: "norm", dist: "",
-      maxUnattended: "300", roles: ["party_member"],
+      maxUnattended: "300", roles: ["party_member"], hoursFrom: "", hoursTo: "",
       ground: [["", ""], ["", ""], ["", ""], ["", ""]], errors: []
     };
     Object.keys(props || {}).forEach(function (k) { s[k] = props[k]; });
@@ -61,7 +61,9 @@
       shapes.push(newShape("post", {
         name: p.name, points: copyPoints(p.polygon),
         maxUnattended: String(p.max_unattended_s === undefined ? 300 : p.max_unattended_s),
-        roles: (p.staffed_by_roles || ["party_member"]).slice()
+        roles: (p.staffed_by_roles || ["party_member"]).slice(),
+        hoursFrom: p.hours && p.hours[0] ? String(p.hours[0].start).slice(0, 5) : "",
+        hoursTo: p.hours && p.hours[0] ? String(p.hours[0].end).slice(0, 5) : ""
       }));
     });
     if (z.calibration) {
@@ -132,10 +134,14 @@
         edge[s.unit === "m" ? "danger_distance_m" : "danger_distance"] = number(s.dist);
         out.edges.push(edge);
       } else if (s.kind === "post") {
-        out.posts.push({
+        var post = {
           name: s.name.trim(), polygon: pts,
           max_unattended_s: number(s.maxUnattended), staffed_by_roles: s.roles.slice()
-        });
+        };
+        if (s.hoursFrom && s.hoursTo) {  // empty: the post_unattended rule's hours
+          post.hours = [{ start: s.hoursFrom, end: s.hoursTo }];
+        }
+        out.posts.push(post);
       } else if (s.kind === "calibration") {
         out.calibration = {
           image_points: pts,
@@ -174,6 +180,11 @@
       if (s.kind === "post") {
         if (!(number(s.maxUnattended) > 0)) { s.errors.push(tr("err.positive")); }
         if (!s.roles.length) { s.errors.push(tr("err.roles_required")); }
+        if (!s.hoursFrom !== !s.hoursTo) {
+          s.errors.push(tr("err.hours_pair"));
+        } else if (s.hoursFrom && s.hoursTo <= s.hoursFrom) {
+          s.errors.push(tr("err.hours_order"));
+        }
       }
     });
     shapes.forEach(function (s) {
@@ -429,6 +440,14 @@
       if (s.kind === "post") {
         box.appendChild(field(tr("max_unattended"),
           input("shape-max", s.maxUnattended, function (v) { s.maxUnattended = v; }, "number")));
+        var hours = document.createElement("span");
+        hours.className = "shape-hours";
+        hours.appendChild(
+          input("shape-hours-from", s.hoursFrom, function (v) { s.hoursFrom = v; }, "time"));
+        hours.appendChild(document.createTextNode(" – "));
+        hours.appendChild(
+          input("shape-hours-to", s.hoursTo, function (v) { s.hoursTo = v; }, "time"));
+        box.appendChild(field(tr("staff_hours"), hours));
         var roles = document.createElement("div");
         roles.className = "shape-roles";
         roles.appendChild(document.createTextNode(tr("staffed_by")));

@@ -397,3 +397,37 @@ def test_english_phone_width_and_reset(browser: Any, live: Live) -> None:
     assert "pour-cam" not in _zones(page)["cameras"]
     assert problems == []
     page.context.close()
+
+
+def test_a_post_with_its_own_staffing_hours(browser: Any, live: Live) -> None:
+    page = login(browser, live.base_url, "rev-a")
+    problems = _watch(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _open_editor(page)
+    page.click("#tool-post")
+    corners = [(0.1, 0.2), (0.3, 0.2), (0.3, 0.4)]
+    for x, y in [*corners, corners[0]]:  # a click on the first point closes it
+        _click_at(page, x, y)
+    post = _shape(page, "post", 0)
+    post.locator("input.shape-name").fill("夜间门岗")
+    post.locator("input.shape-hours-from").fill("23:00")
+    post.locator("input.shape-hours-to").fill("20:00")
+    page.click("#save")
+    expect(post.locator(".shape-errors")).to_contain_text("值守结束时间须晚于开始时间")
+    post.locator("input.shape-hours-from").fill("20:00")
+    post.locator("input.shape-hours-to").fill("")
+    page.click("#save")
+    expect(post.locator(".shape-errors")).to_contain_text("值守时间须同时填写开始和结束")
+    post.locator("input.shape-hours-to").fill("23:30")
+    before = _zones(page)["version"]
+    page.click("#save")
+    page.wait_for_function(
+        f"() => fetch('{ZONES_API}').then(r => r.json()).then(z => z.version > {before})"
+    )
+    (saved,) = _zones(page)["cameras"]["pour-cam"]["posts"]
+    assert saved["name"] == "夜间门岗"
+    assert [(h["start"], h["end"]) for h in saved["hours"]] == [("20:00:00", "23:30:00")]
+    _open_editor(page)  # loaded back into the form
+    expect(_shape(page, "post", 0).locator("input.shape-hours-to")).to_have_value("23:30")
+    assert problems == []
+    page.context.close()
