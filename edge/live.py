@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from sitewatch.edge.config import CameraConfig, SiteConfig
 from sitewatch.edge.edge_tuning import EdgeTuning
 from sitewatch.edge.metrics import EdgeMetrics
 from sitewatch.edge.outbox import Outbox, OutboxItem
+from sitewatch.edge.overload import is_behind
 from sitewatch.edge.pictures import PictureSender
 from sitewatch.edge.pipeline_factory import PipelineFactory, default_pipeline_factory
 from sitewatch.edge.site_zones import SITE_ZONES_NAME, ZonesSync, camera_zones
@@ -88,6 +90,8 @@ class EdgeRunner:
                     self.face_register.subscribe(worker.pipeline.faces.replace_register)
         self.metrics_port: int | None = None
         self._skipped_seen: dict[str, int] = {}
+        #: Some camera is behind (the box says so once per change, and in its heartbeat).
+        self.overloaded = False
 
     def _make_worker(self, camera: CameraConfig, factory: PipelineFactory) -> CameraWorker:
         """A camera built with the server's zones when the kept version lists it."""
@@ -251,6 +255,7 @@ class EdgeRunner:
         from sitewatch import __version__
 
         cameras = []
+        behind = set(self.behind_cameras())
         for worker in self.workers:
             state = worker.capture.state
             width, height = worker.frame_wh or (None, None)
@@ -266,6 +271,8 @@ class EdgeRunner:
                     last_frame_at=worker.last_frame_at,
                     zones_version=worker.zones_version,
                     yaml_zones=worker.camera.zones.model_dump(mode="json", exclude_none=True),
+                    detect_fps=round(worker.detect_fps, 2) if state.online else None,
+                    behind=state.camera_id in behind,
                 )
             )
         heartbeat = Heartbeat(
@@ -274,18 +281,37 @@ class EdgeRunner:
             version=__version__,
             site_name=self.site.site.name,
             site_config_version=self.zones_sync.version if self.zones_sync is not None else None,
+            overloaded=bool(behind),
         )
         return heartbeat.model_dump(mode="json")
+
+    def behind_cameras(self) -> list[str]:
+        """Cameras getting under 90 % of the detections they are due (edge.overload)."""
+        now = datetime.now(UTC)
+        return [
+            worker.camera.id
+            for worker in self.workers
+            if worker.capture.state.online
+            and is_behind(
+                detect_fps_target=worker.camera.detect_fps,
+                detect_fps=worker.detect_fps,
+                capture_fps=worker.capture.state.fps,
+                online_since=worker.capture.state.since,
+                now=now,
+            )
+        ]
 
     def refresh_metrics(self) -> None:
         m = self.metrics
         online = 0
+        behind = set(self.behind_cameras())
         for worker in self.workers:
             cam, state = worker.camera.id, worker.capture.state
             online += state.online
             m.camera_online.labels(cam).set(int(state.online))
             m.capture_fps.labels(cam).set(state.fps)
             m.detect_fps.labels(cam).set(worker.detect_fps if state.online else 0.0)
+            m.camera_behind.labels(cam).set(int(cam in behind))
             skipped = worker.capture.slot.overwritten
             m.frames_skipped.labels(cam).inc(skipped - self._skipped_seen.get(cam, 0))
             self._skipped_seen[cam] = skipped
@@ -293,6 +319,7 @@ class EdgeRunner:
             m.reconnects.labels(cam).inc(state.reconnects - self._skipped_seen.get(key, 0))
             self._skipped_seen[key] = state.reconnects
         m.cameras_online.set(online)
+        self._say_overload(behind)
         if self.face_register is not None:
             m.face_register_version.set(self.face_register.version)
             m.face_register_workers.set(len(self.face_register.register))
@@ -302,6 +329,20 @@ class EdgeRunner:
         m.observe_outbox(self.outbox)
         if self.alerts is not None:
             self._observe_alerts(self.alerts)
+
+    def _say_overload(self, behind: set[str]) -> None:
+        """The overload gauge, and a log line when the box's state changes."""
+        self.metrics.overloaded.set(int(bool(behind)))
+        if bool(behind) == self.overloaded:
+            return
+        self.overloaded = bool(behind)
+        if behind:
+            logger.warning(
+                "box overloaded: camera(s) %s under 90 %% of their detections a second",
+                ", ".join(sorted(behind)),
+            )
+        else:
+            logger.info("box no longer overloaded: every camera at its rate")
 
     def _observe_alerts(self, alerts: BoxAlerts) -> None:
         """Alert counters as increments since the last refresh; the broker's connection."""

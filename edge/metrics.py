@@ -57,6 +57,17 @@ class EdgeMetrics:
         self.detect_fps = Gauge(
             "sitewatch_edge_detect_fps", "Frames detected per second", ["camera"], registry=r
         )
+        self.camera_behind = Gauge(
+            "sitewatch_edge_camera_behind",
+            "1 while a camera gets under 90 % of the detections it is due",
+            ["camera"],
+            registry=r,
+        )
+        self.overloaded = Gauge(
+            "sitewatch_edge_overloaded",
+            "1 while any camera of the box is behind (the CPU cannot keep up)",
+            registry=r,
+        )
         self.inference_s = Histogram(
             "sitewatch_edge_inference_seconds",
             "Pipeline time per detected frame",

@@ -29,6 +29,10 @@ class CameraStatus(BaseModel):
     #: The zones of the camera in the box's YAML (CameraZones as JSON), so the server
     #: can draw them on events judged with them.
     yaml_zones: dict[str, Any] | None = None
+    #: Detections a second the camera gets now, and whether that is under 90 % of what it
+    #: is due (its detect_fps, or its own frame rate when lower).
+    detect_fps: float | None = Field(default=None, ge=0)
+    behind: bool = False
 
 
 class Heartbeat(BaseModel):
@@ -41,6 +45,8 @@ class Heartbeat(BaseModel):
     site_name: str = Field(default="", max_length=200)
     #: The server site-config (zones) version the box has applied; None: none yet.
     site_config_version: int | None = Field(default=None, ge=0)
+    #: Some camera is behind: the box's CPU cannot keep up with all its cameras.
+    overloaded: bool = False
 
 
 class HeartbeatReply(BaseModel):
