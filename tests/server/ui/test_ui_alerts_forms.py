@@ -16,12 +16,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from ui_harness import free_port
 from ui_media_files import make_event_media
-from ui_seed import DAY, PASSWORD, event_body, seed_accounts, seed_events
+from ui_seed import DAY, PASSWORD, event_body, form_login, seed_accounts, seed_events
 
 URL_RULE_ZH = "地址须以 http://、https://、smtp://、smtps://、mqtt:// 或 mqtts:// 开头"
 URL_RULE_EN = "The URL starts with http://, https://, smtp://, smtps://, mqtt:// or mqtts://"
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ADMIN = "admin-1"
 
 
@@ -51,16 +50,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, d
         yield client, tokens, app
 
 
-def _login(client: TestClient, username: str) -> str:
-    client.cookies.clear()
-    token = CSRF.search(client.get("/ui/login").text).group(1)  # type: ignore[union-attr]
-    answer = client.post(
-        "/ui/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": ""},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return CSRF.search(client.get("/ui/events").text).group(1)  # type: ignore[union-attr]
+_login = form_login
 
 
 def _channel(client: TestClient, csrf: str, **fields: str) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from ui_seed import DAY, PASSWORD, event_body, seed_accounts
+from ui_seed import DAY, event_body, form_login, seed_accounts
 
 from sitewatch.server.services.cameras import check_zones
 from sitewatch.server.services.errors import Invalid
@@ -116,16 +116,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, u
         yield client, event
 
 
-def _login(client: TestClient, username: str) -> str:
-    client.cookies.clear()
-    token = CSRF.search(client.get("/ui/login").text).group(1)  # type: ignore[union-attr]
-    answer = client.post(
-        "/ui/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": ""},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return CSRF.search(client.get("/ui/events").text).group(1)  # type: ignore[union-attr]
+_login = form_login
 
 
 def _card(page: str, camera: str) -> str:

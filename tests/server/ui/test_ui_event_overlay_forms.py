@@ -20,9 +20,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from ui_harness import csv_rows_by_code
 from ui_media_files import CLIP_WH, PERSON_XYXY, make_event_media
-from ui_seed import DAY, PASSWORD, event_body, seed_accounts
+from ui_seed import DAY, event_body, form_login, seed_accounts
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 DATA_BLOCK = re.compile(
     r'<script type="application/json" id="event-overlay-data">(.*?)</script>', re.S
 )
@@ -114,15 +113,7 @@ def ui(
         yield client, events, tokens, media
 
 
-def _login(client: TestClient, username: str) -> None:
-    client.cookies.clear()
-    token = CSRF.search(client.get("/ui/login").text).group(1)  # type: ignore[union-attr]
-    answer = client.post(
-        "/ui/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": ""},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
+_login = form_login
 
 
 def _data(page: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from ui_harness import csv_rows_by_code
 from ui_media_files import make_event_media
-from ui_seed import DAY, PASSWORD, event_body, seed_accounts, seed_events
+from ui_seed import DAY, PASSWORD, event_body, form_login, seed_accounts, seed_events
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 EVIDENCE_LIMIT_BYTES = 64 * 1024
@@ -42,19 +42,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, d
         yield client, events, media, app
 
 
-def _login(client: TestClient, username: str) -> str:
-    """Log in through the form; returns the session's CSRF token from the next page."""
-    client.cookies.clear()
-    page = client.get("/ui/login")
-    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-    answer = client.post(
-        "/ui/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": ""},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    events_page = client.get("/ui/events")
-    return CSRF.search(events_page.text).group(1)  # type: ignore[union-attr]
+_login = form_login
 
 
 def _status(client: TestClient, event_id: uuid.UUID) -> str:

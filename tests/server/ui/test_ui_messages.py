@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from ui_media_files import make_event_media
-from ui_seed import DAY, PASSWORD, seed_accounts, seed_events
+from ui_seed import DAY, form_login, seed_accounts, seed_events
 
 from sitewatch.server.ui.i18n import translator
 from sitewatch.server.ui.messages import PATTERNS, message_html, message_text, translate
@@ -194,16 +194,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, d
         yield client, events, app
 
 
-def _login(client: TestClient, username: str) -> str:
-    client.cookies.clear()
-    token = CSRF.search(client.get("/ui/login").text).group(1)  # type: ignore[union-attr]
-    answer = client.post(
-        "/ui/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": ""},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return CSRF.search(client.get("/ui/events").text).group(1)  # type: ignore[union-attr]
+_login = form_login
 
 
 def test_a_bad_date_filter_is_refused_in_chinese_and_in_english(ui: tuple) -> None:
